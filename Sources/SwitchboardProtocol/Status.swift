@@ -1,0 +1,139 @@
+public struct ServerStatusRequest: Hashable, Sendable {
+    public var includeSessions: Bool
+    public init(includeSessions: Bool = false) { self.includeSessions = includeSessions }
+}
+
+public struct ServerStatus: Hashable, Sendable {
+    public var serverVersion: String
+    public var protocolVersion: UInt32
+    public var uptimeMs: UInt64
+    public var connections: UInt32
+    public var sessionsTotal: UInt32
+    public var sessionsIdle: UInt32
+    public var sessionsBusy: UInt32
+    public var turnsInFlight: UInt32
+    public var queuedPrompts: UInt32
+    public var maxQueueDepth: UInt32
+    public var turnsCompleted: UInt64
+    public var draining: Bool
+    public var sessions: [Session]
+    public var pid: UInt32
+
+    public init(
+        serverVersion: String = "",
+        protocolVersion: UInt32 = ProtocolVersion.current,
+        uptimeMs: UInt64 = 0,
+        connections: UInt32 = 0,
+        sessionsTotal: UInt32 = 0,
+        sessionsIdle: UInt32 = 0,
+        sessionsBusy: UInt32 = 0,
+        turnsInFlight: UInt32 = 0,
+        queuedPrompts: UInt32 = 0,
+        maxQueueDepth: UInt32 = 0,
+        turnsCompleted: UInt64 = 0,
+        draining: Bool = false,
+        sessions: [Session] = [],
+        pid: UInt32 = 0
+    ) {
+        self.serverVersion = serverVersion
+        self.protocolVersion = protocolVersion
+        self.uptimeMs = uptimeMs
+        self.connections = connections
+        self.sessionsTotal = sessionsTotal
+        self.sessionsIdle = sessionsIdle
+        self.sessionsBusy = sessionsBusy
+        self.turnsInFlight = turnsInFlight
+        self.queuedPrompts = queuedPrompts
+        self.maxQueueDepth = maxQueueDepth
+        self.turnsCompleted = turnsCompleted
+        self.draining = draining
+        self.sessions = sessions
+        self.pid = pid
+    }
+}
+
+public struct SessionStatusRequest: Hashable, Sendable {
+    public var sessionID: String
+    public init(sessionID: String) { self.sessionID = sessionID }
+}
+
+public enum TurnState: UInt32, Hashable, Sendable, CustomStringConvertible {
+    case unspecified = 0
+    case queued = 1
+    case running = 2
+    case finished = 3
+
+    public var description: String {
+        switch self {
+        case .unspecified: "unspecified"
+        case .queued: "queued"
+        case .running: "running"
+        case .finished: "finished"
+        }
+    }
+}
+
+public struct TurnSummary: Hashable, Sendable {
+    public var turnID: String
+    public var state: TurnState
+    /// Final status (valid when finished).
+    public var code: StatusCode
+    public var message: String
+    public var stopReason: String
+    public var chunks: UInt64
+    public var bytes: UInt64
+    public var startedAtMs: UInt64
+    public var endedAtMs: UInt64
+    /// First bytes of the prompt (at most 200).
+    public var promptPreview: String
+
+    public init(
+        turnID: String,
+        state: TurnState,
+        code: StatusCode = .ok,
+        message: String = "",
+        stopReason: String = "",
+        chunks: UInt64 = 0,
+        bytes: UInt64 = 0,
+        startedAtMs: UInt64 = 0,
+        endedAtMs: UInt64 = 0,
+        promptPreview: String = ""
+    ) {
+        self.turnID = turnID
+        self.state = state
+        self.code = code
+        self.message = message
+        self.stopReason = stopReason
+        self.chunks = chunks
+        self.bytes = bytes
+        self.startedAtMs = startedAtMs
+        self.endedAtMs = endedAtMs
+        self.promptPreview = promptPreview
+    }
+}
+
+public struct SessionStatus: Hashable, Sendable {
+    public var session: Session?
+    /// Running, queued, then the most recent finished turns.
+    public var turns: [TurnSummary]
+    public init(session: Session?, turns: [TurnSummary]) {
+        self.session = session
+        self.turns = turns
+    }
+}
+
+public enum ServingStatus: UInt32, Hashable, Sendable {
+    case unknown = 0
+    case serving = 1
+    case notServing = 2
+}
+
+public struct HealthCheckRequest: Hashable, Sendable {
+    public var service: String
+    public init(service: String = "") { self.service = service }
+}
+
+public struct HealthCheckResponse: Hashable, Sendable {
+    public var status: ServingStatus
+    public init(status: ServingStatus) { self.status = status }
+}
