@@ -42,10 +42,19 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "SwitchboardTransport",
+            dependencies: [
+                "SwitchboardProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "SwitchboardServer",
             dependencies: [
                 "SwitchboardProtocol",
                 "SwitchboardCore",
+                "SwitchboardTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -57,6 +66,7 @@ let package = Package(
             name: "SwitchboardClient",
             dependencies: [
                 "SwitchboardProtocol",
+                "SwitchboardTransport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -76,6 +86,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SwitchboardProtocolTests", dependencies: ["SwitchboardProtocol"], swiftSettings: strict),
+        .testTarget(
+            name: "SwitchboardTransportTests",
+            dependencies: [
+                "SwitchboardTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"], swiftSettings: strict),
         .testTarget(
             name: "SwitchboardServerTests",
@@ -91,7 +111,7 @@ let package = Package(
         .testTarget(name: "SwitchboardClientTests", dependencies: ["SwitchboardClient", "SwitchboardServer"], swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["SwitchboardClient", "SwitchboardProtocol"],
+            dependencies: ["switchboard", "SwitchboardClient", "SwitchboardProtocol"],
             swiftSettings: strict
         ),
     ],
