@@ -1,0 +1,170 @@
+import CProtobufC
+import CSwitchboardProto
+
+typealias CServerStatusRequest = Switchboard__V1__ServerStatusRequest
+typealias CServerStatus = Switchboard__V1__ServerStatus
+typealias CSessionStatusRequest = Switchboard__V1__SessionStatusRequest
+typealias CTurnSummary = Switchboard__V1__TurnSummary
+typealias CSessionStatus = Switchboard__V1__SessionStatus
+typealias CHealthCheckRequest = Switchboard__V1__HealthCheckRequest
+typealias CHealthCheckResponse = Switchboard__V1__HealthCheckResponse
+
+extension TurnState {
+    var cValue: Switchboard__V1__TurnState {
+        Switchboard__V1__TurnState(rawValue: numericCast(rawValue))
+    }
+
+    /// A number this build does not know becomes `.unspecified`.
+    init(cValue: Switchboard__V1__TurnState) {
+        self = TurnState(rawValue: numericCast(cValue.rawValue)) ?? .unspecified
+    }
+}
+
+extension ServingStatus {
+    var cValue: Switchboard__V1__ServingStatus {
+        Switchboard__V1__ServingStatus(rawValue: numericCast(rawValue))
+    }
+
+    /// A number this build does not know becomes `.unknown`.
+    init(cValue: Switchboard__V1__ServingStatus) {
+        self = ServingStatus(rawValue: numericCast(cValue.rawValue)) ?? .unknown
+    }
+}
+
+extension ServerStatusRequest {
+    func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CServerStatusRequest> {
+        let c = arena.message(switchboard__v1__server_status_request__init)
+        c.pointee.include_sessions = includeSessions ? 1 : 0
+        return c
+    }
+
+    init(cMessage c: UnsafePointer<CServerStatusRequest>) {
+        self.init(includeSessions: c.pointee.include_sessions != 0)
+    }
+}
+
+extension ServerStatus {
+    func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CServerStatus> {
+        let c = arena.message(switchboard__v1__server_status__init)
+        c.pointee.server_version = arena.string(serverVersion)
+        c.pointee.protocol_version = protocolVersion
+        c.pointee.uptime_ms = uptimeMs
+        c.pointee.connections = connections
+        c.pointee.sessions_total = sessionsTotal
+        c.pointee.sessions_idle = sessionsIdle
+        c.pointee.sessions_busy = sessionsBusy
+        c.pointee.turns_in_flight = turnsInFlight
+        c.pointee.queued_prompts = queuedPrompts
+        c.pointee.max_queue_depth = maxQueueDepth
+        c.pointee.turns_completed = turnsCompleted
+        c.pointee.draining = draining ? 1 : 0
+        c.pointee.n_sessions = sessions.count
+        c.pointee.sessions = arena.sessions(sessions)
+        c.pointee.pid = pid
+        return c
+    }
+
+    init(cMessage c: UnsafePointer<CServerStatus>) {
+        self.init(
+            serverVersion: swiftString(c.pointee.server_version),
+            protocolVersion: c.pointee.protocol_version,
+            uptimeMs: c.pointee.uptime_ms,
+            connections: c.pointee.connections,
+            sessionsTotal: c.pointee.sessions_total,
+            sessionsIdle: c.pointee.sessions_idle,
+            sessionsBusy: c.pointee.sessions_busy,
+            turnsInFlight: c.pointee.turns_in_flight,
+            queuedPrompts: c.pointee.queued_prompts,
+            maxQueueDepth: c.pointee.max_queue_depth,
+            turnsCompleted: c.pointee.turns_completed,
+            draining: c.pointee.draining != 0,
+            sessions: swiftSessions(c.pointee.sessions, count: c.pointee.n_sessions),
+            pid: c.pointee.pid
+        )
+    }
+}
+
+extension SessionStatusRequest {
+    func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CSessionStatusRequest> {
+        let c = arena.message(switchboard__v1__session_status_request__init)
+        c.pointee.session_id = arena.string(sessionID)
+        return c
+    }
+
+    init(cMessage c: UnsafePointer<CSessionStatusRequest>) {
+        self.init(sessionID: swiftString(c.pointee.session_id))
+    }
+}
+
+extension TurnSummary {
+    func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CTurnSummary> {
+        let c = arena.message(switchboard__v1__turn_summary__init)
+        c.pointee.turn_id = arena.string(turnID)
+        c.pointee.state = state.cValue
+        c.pointee.code = code.rawValue
+        c.pointee.message = arena.string(message)
+        c.pointee.stop_reason = arena.string(stopReason)
+        c.pointee.chunks = chunks
+        c.pointee.bytes = bytes
+        c.pointee.started_at_ms = startedAtMs
+        c.pointee.ended_at_ms = endedAtMs
+        c.pointee.prompt_preview = arena.string(promptPreview)
+        return c
+    }
+
+    init(cMessage c: UnsafePointer<CTurnSummary>) {
+        self.init(
+            turnID: swiftString(c.pointee.turn_id),
+            state: TurnState(cValue: c.pointee.state),
+            code: StatusCode(rawValue: c.pointee.code),
+            message: swiftString(c.pointee.message),
+            stopReason: swiftString(c.pointee.stop_reason),
+            chunks: c.pointee.chunks,
+            bytes: c.pointee.bytes,
+            startedAtMs: c.pointee.started_at_ms,
+            endedAtMs: c.pointee.ended_at_ms,
+            promptPreview: swiftString(c.pointee.prompt_preview)
+        )
+    }
+}
+
+extension SessionStatus {
+    func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CSessionStatus> {
+        let c = arena.message(switchboard__v1__session_status__init)
+        c.pointee.session = session?.cMessage(in: &arena)
+        c.pointee.n_turns = turns.count
+        c.pointee.turns = arena.pointerArray(turns) { turn, arena in turn.cMessage(in: &arena) }
+        return c
+    }
+
+    init(cMessage c: UnsafePointer<CSessionStatus>) {
+        self.init(
+            session: c.pointee.session.map { Session(cMessage: $0) },
+            turns: swiftArray(c.pointee.turns, count: c.pointee.n_turns, TurnSummary.init(cMessage:))
+        )
+    }
+}
+
+extension HealthCheckRequest {
+    func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CHealthCheckRequest> {
+        let c = arena.message(switchboard__v1__health_check_request__init)
+        c.pointee.service = arena.string(service)
+        return c
+    }
+
+    init(cMessage c: UnsafePointer<CHealthCheckRequest>) {
+        self.init(service: swiftString(c.pointee.service))
+    }
+}
+
+extension HealthCheckResponse {
+    func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CHealthCheckResponse> {
+        let c = arena.message(switchboard__v1__health_check_response__init)
+        c.pointee.status = status.cValue
+        return c
+    }
+
+    init(cMessage c: UnsafePointer<CHealthCheckResponse>) {
+        self.init(status: ServingStatus(cValue: c.pointee.status))
+    }
+}
