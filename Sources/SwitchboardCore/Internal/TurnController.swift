@@ -1,0 +1,185 @@
+import Synchronization
+import SwitchboardProtocol
+
+/// The control block of one executing turn: numbers and forwards its output,
+/// watches its deadline and stall timer, and cancels its backend task when the turn
+/// is ended from outside (close, cancel, deadline, stall, failed sink).
+///
+/// The first ending wins; once the backend has returned, later endings are ignored.
+final class TurnController: Sendable {
+    let turnID: String
+    let startedAt: ContinuousClock.Instant
+    let deadline: ContinuousClock.Instant
+    let stallTimeout: Duration
+    private let sink: @Sendable (TurnEvent) async throws -> Void
+    private let session: ManagedSession
+
+    let chunks = Atomic<UInt64>(0)
+    let bytes = Atomic<UInt64>(0)
+    /// Nanoseconds after `startedAt` of the last output (or of the sink returning).
+    private let lastProgressNanoseconds = Atomic<Int64>(0)
+    /// Non-zero while the stall clock is paused: until the backend's task actually
+    /// runs (a busy pool is not a stalled backend), and while the sink is suspended
+    /// (a slow reader is backpressure, not a stall).
+    private let stallClockHolds = Atomic<Int>(1)
+    private let isEnded = Atomic<Bool>(false)
+    private let control = Mutex<Control>(Control())
+
+    private struct Control: Sendable {
+        var ending: TurnEnding?
+        var backendReturned = false
+        var backendTask: Task<String, any Error>?
+    }
+
+    init(
+        turnID: String,
+        startedAt: ContinuousClock.Instant,
+        deadline: ContinuousClock.Instant,
+        stallTimeout: Duration,
+        session: ManagedSession,
+        sink: @escaping @Sendable (TurnEvent) async throws -> Void
+    ) {
+        self.turnID = turnID
+        self.startedAt = startedAt
+        self.deadline = deadline
+        self.stallTimeout = stallTimeout
+        self.session = session
+        self.sink = sink
+    }
+
+    /// Sends `.started`; a failing sink ends the turn before its backend runs.
+    func emitStarted() async {
+        do {
+            try await callSink(.started)
+        } catch {
+            end(.outputFailed(error))
+        }
+    }
+
+    /// `TurnOutput.write`: number, count, refresh timers, forward.
+    func write(_ data: [UInt8]) async throws {
+        if isEnded.load(ordering: .acquiring) { throw CancellationError() }
+        let sequence = chunks.wrappingAdd(1, ordering: .relaxed).newValue
+        bytes.wrappingAdd(UInt64(data.count), ordering: .relaxed)
+        recordProgress()
+        session.touch()
+        do {
+            try await callSink(.output(OutputChunk(sequence: sequence, data: data)))
+        } catch {
+            end(.outputFailed(error))
+            throw error
+        }
+    }
+
+    private func callSink(_ event: TurnEvent) async throws {
+        stallClockHolds.wrappingAdd(1, ordering: .relaxed)
+        defer {
+            recordProgress()
+            stallClockHolds.wrappingSubtract(1, ordering: .relaxed)
+        }
+        try await sink(event)
+    }
+
+    /// First thing in the backend's task: starts the stall clock.
+    func backendStarted() {
+        recordProgress()
+        stallClockHolds.wrappingSubtract(1, ordering: .relaxed)
+    }
+
+    private func recordProgress() {
+        let elapsed = startedAt.duration(to: .now)
+        let (seconds, attoseconds) = elapsed.components
+        lastProgressNanoseconds.store(seconds &* 1_000_000_000 &+ attoseconds / 1_000_000_000, ordering: .relaxed)
+    }
+
+    /// Starts the backend task unless the turn has already ended.
+    func launch(_ makeTask: () -> Task<String, any Error>) -> Task<String, any Error>? {
+        control.withLockAnnotated { control in
+            guard control.ending == nil else { return nil }
+            let task = makeTask()
+            control.backendTask = task
+            return task
+        }
+    }
+
+    /// Ends the turn with `ending` (first ending wins) and cancels its backend.
+    @discardableResult
+    func end(_ ending: TurnEnding) -> Bool {
+        let task: Task<String, any Error>?? = control.withLockAnnotated { control in
+            guard control.ending == nil, !control.backendReturned else { return nil }
+            control.ending = ending
+            return .some(control.backendTask)
+        }
+        guard let task else { return false }
+        isEnded.store(true, ordering: .releasing)
+        task?.cancel()
+        return true
+    }
+
+    /// Turns the backend's result (or the ending that stopped it) into the outcome.
+    func complete(with result: Result<String, any Error>) -> (outcome: TurnOutcome, endedByCore: Bool) {
+        let ending: TurnEnding? = control.withLockAnnotated { control in
+            control.backendReturned = true
+            control.backendTask = nil
+            return control.ending
+        }
+        isEnded.store(true, ordering: .releasing)
+        let code: StatusCode
+        let message: String
+        let stopReason: String
+        if let ending {
+            (code, message, stopReason) = (ending.code, ending.message, ending.stopReason)
+        } else {
+            switch result {
+            case .success(let reason):
+                (code, message, stopReason) = (.ok, "", reason)
+            case .failure(let error as SwitchboardError):
+                (code, message, stopReason) = (error.code, error.message, "error")
+            case .failure(is CancellationError):
+                (code, message, stopReason) = (.cancelled, "the backend cancelled the turn", "cancelled")
+            case .failure(let error):
+                (code, message, stopReason) = (.unknown, "backend failed: \(error)", "error")
+            }
+        }
+        let duration = startedAt.duration(to: .now).milliseconds
+        let finished = TurnFinished(
+            turnID: turnID,
+            stopReason: stopReason,
+            chunks: chunks.load(ordering: .relaxed),
+            bytes: bytes.load(ordering: .relaxed),
+            durationMs: UInt64(max(0, duration))
+        )
+        return (TurnOutcome(code: code, message: message, finished: finished), ending != nil)
+    }
+
+    /// Sleeps until the deadline or the stall timeout, whichever comes first, and
+    /// ends the turn then. Returns early when cancelled (the backend finished).
+    func watch() async {
+        while !Task.isCancelled {
+            let now = ContinuousClock.now
+            if now >= deadline {
+                end(.deadline)
+                return
+            }
+            var wake = deadline
+            if stallTimeout > .zero {
+                if stallClockHolds.load(ordering: .relaxed) > 0 {
+                    wake = min(wake, now + stallTimeout)
+                } else {
+                    let lastProgress = startedAt + .nanoseconds(lastProgressNanoseconds.load(ordering: .relaxed))
+                    let stallAt = lastProgress + stallTimeout
+                    if now >= stallAt {
+                        end(.stalled(after: stallTimeout))
+                        return
+                    }
+                    wake = min(wake, stallAt)
+                }
+            }
+            do {
+                try await Task.sleep(until: wake, tolerance: .milliseconds(1), clock: .continuous)
+            } catch {
+                return
+            }
+        }
+    }
+}
