@@ -1,0 +1,206 @@
+import NIOCore
+import NIOPosix
+import SwitchboardProtocol
+import SwitchboardTransport
+
+/// Connects to the Switchboard server at `socketPath`, runs `body` with the client and
+/// closes the connection when `body` returns or throws.
+///
+/// The scoped form is the one to prefer: the connection cannot outlive its use.
+public func withSwitchboardClient<R: Sendable>(
+    socketPath: String,
+    configuration: ClientConfiguration = .init(),
+    _ body: (SwitchboardClient) async throws -> R
+) async throws -> R {
+    let client = try await SwitchboardClient.connect(socketPath: socketPath, configuration: configuration)
+    do {
+        let result = try await body(client)
+        await client.close()
+        return result
+    } catch {
+        await client.close()
+        throw error
+    }
+}
+
+/// A thin async client of a Switchboard server over one Unix-socket connection.
+///
+/// Any number of calls may run at once from any number of tasks; they are multiplexed
+/// on the one connection by call id. Every error thrown is a `SwitchboardError`:
+/// the server's status for a failed call, `UNAVAILABLE` when the connection is lost or
+/// the server goes away before taking the call, `CANCELLED` when the calling task is
+/// cancelled (the server is told with a Cancel frame).
+public final class SwitchboardClient: Sendable {
+    /// What the server said in its handshake: protocol version, limits, connection id.
+    public let welcome: Welcome
+
+    let socketPath: String
+    let configuration: ClientConfiguration
+    let channel: any Channel
+    let handler: NIOLoopBound<ClientHandler>
+
+    private init(socketPath: String, configuration: ClientConfiguration, channel: any Channel, handshake: Handshake) {
+        self.socketPath = socketPath
+        self.configuration = configuration
+        self.channel = channel
+        self.welcome = handshake.welcome
+        self.handler = handshake.handler
+    }
+
+    deinit {
+        // A client dropped without `close()` must not leak its socket.
+        self.channel.close(promise: nil)
+    }
+
+    /// Opens a connection and performs the handshake.
+    ///
+    /// Throws `UNAVAILABLE` "no server at PATH" when nothing exists at the path,
+    /// `UNAVAILABLE` "cannot connect to PATH: …" for other connect failures or a
+    /// handshake that does not finish within `connectTimeout`, and the server's own
+    /// code and message when it answers the handshake with a GoAway.
+    public static func connect(socketPath: String, configuration: ClientConfiguration = .init()) async throws -> SwitchboardClient {
+        let (channel, handshake) = try await Connector.connect(socketPath: socketPath, configuration: configuration)
+        return SwitchboardClient(socketPath: socketPath, configuration: configuration, channel: channel, handshake: handshake)
+    }
+
+    /// Closes the connection. Calls still open fail with `CANCELLED` "client closed".
+    /// Safe to call more than once.
+    public func close() async {
+        let handler = self.handler
+        handler.eventLoop.execute {
+            handler.value.shutdown(SwitchboardError(code: .cancelled, message: "client closed"))
+        }
+        try? await self.channel.closeFuture.get()
+    }
+
+    // MARK: - Sessions
+
+    /// Creates a session; the request may choose its id, labels and settings.
+    public func createSession(_ request: CreateSessionRequest = .init()) async throws -> Session {
+        let response = try await self.unary(MethodName.createSession, .createSessionRequest(request))
+        guard case .session(let session)? = response else { throw Self.unexpected(response, MethodName.createSession) }
+        return session
+    }
+
+    /// Fetches one session (`NOT_FOUND` when there is none with this id).
+    public func getSession(id: String) async throws -> Session {
+        let response = try await self.unary(MethodName.getSession, .getSessionRequest(GetSessionRequest(sessionID: id)))
+        guard case .session(let session)? = response else { throw Self.unexpected(response, MethodName.getSession) }
+        return session
+    }
+
+    /// One page of sessions; pass `nextPageToken` back as `pageToken` for the next one.
+    public func listSessions(_ request: ListSessionsRequest = .init()) async throws -> ListSessionsResponse {
+        let response = try await self.unary(MethodName.listSessions, .listSessionsRequest(request))
+        guard case .listSessionsResponse(let list)? = response else { throw Self.unexpected(response, MethodName.listSessions) }
+        return list
+    }
+
+    /// Closes a session: its running turn is cancelled and its queued prompts fail.
+    public func closeSession(id: String, reason: String = "") async throws -> CloseSessionResponse {
+        let request = CloseSessionRequest(sessionID: id, reason: reason)
+        let response = try await self.unary(MethodName.closeSession, .closeSessionRequest(request))
+        guard case .closeSessionResponse(let closed)? = response else { throw Self.unexpected(response, MethodName.closeSession) }
+        return closed
+    }
+
+    // MARK: - Prompts
+
+    /// Sends `prompt` to a session and streams the turn's events.
+    ///
+    /// Nothing is sent until the stream is iterated. See ``PromptStream`` for
+    /// cancellation and backpressure.
+    /// - Parameters:
+    ///   - whenBusy: wait in the session's queue, or fail at once with
+    ///     `FAILED_PRECONDITION` when a turn is running or queued.
+    ///   - timeout: the call's deadline (queue wait included); defaults to the
+    ///     configuration's `defaultCallTimeout`.
+    public func prompt(sessionID: String, _ prompt: String, whenBusy: BusyPolicy = .wait, timeout: Duration? = nil) -> PromptStream {
+        PromptStream(
+            client: self,
+            request: PromptRequest(sessionID: sessionID, prompt: prompt, whenBusy: whenBusy),
+            timeout: timeout ?? self.configuration.defaultCallTimeout
+        )
+    }
+
+    // MARK: - Status and health
+
+    /// Server-wide counters; with `includeSessions` also a summary of every session.
+    public func serverStatus(includeSessions: Bool = false) async throws -> ServerStatus {
+        let request = ServerStatusRequest(includeSessions: includeSessions)
+        let response = try await self.unary(MethodName.getServerStatus, .serverStatusRequest(request))
+        guard case .serverStatus(let status)? = response else { throw Self.unexpected(response, MethodName.getServerStatus) }
+        return status
+    }
+
+    /// One session and its recent turns.
+    public func sessionStatus(id: String) async throws -> SessionStatus {
+        let request = SessionStatusRequest(sessionID: id)
+        let response = try await self.unary(MethodName.getSessionStatus, .sessionStatusRequest(request))
+        guard case .sessionStatus(let status)? = response else { throw Self.unexpected(response, MethodName.getSessionStatus) }
+        return status
+    }
+
+    /// `SERVING`, or `NOT_SERVING` while the server drains.
+    public func health() async throws -> ServingStatus {
+        let response = try await self.unary(MethodName.healthCheck, .healthCheckRequest(HealthCheckRequest()))
+        guard case .healthCheckResponse(let health)? = response else { throw Self.unexpected(response, MethodName.healthCheck) }
+        return health.status
+    }
+
+    /// One Ping/Pong round trip on the connection (liveness, and the cheapest latency probe).
+    public func ping() async throws {
+        if Task.isCancelled { throw Self.cancelledError }
+        let handler = self.handler
+        let ticket = CallTicket(eventLoop: handler.eventLoop)
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: ClientHandler.PingContinuation) in
+                handler.eventLoop.execute {
+                    handler.value.startPing(ticket: ticket, continuation: continuation)
+                }
+            }
+        } onCancel: {
+            handler.eventLoop.execute {
+                handler.value.cancel(ticket, error: Self.cancelledError)
+            }
+        }
+        try result.get()
+    }
+
+    // MARK: - Internals
+
+    static let cancelledError = SwitchboardError(code: .cancelled, message: "cancelled by the client")
+
+    /// One unary call: a single `CallStart` (request + half-close) out, a single
+    /// `CallEnd` (status + response) back. The continuation is resumed on the event
+    /// loop as the CallEnd is read.
+    func unary(_ method: String, _ payload: Payload, timeout: Duration? = nil) async throws(SwitchboardError) -> Payload? {
+        if Task.isCancelled { throw Self.cancelledError }
+        let timeout = timeout ?? self.configuration.defaultCallTimeout
+        if let timeout, !timeout.isPositive {
+            throw SwitchboardError(code: .deadlineExceeded, message: "deadline exceeded (timeout \(timeout))")
+        }
+        let start = CallStart(method: method, timeoutMs: timeout?.wireMilliseconds ?? 0, payload: payload, halfClose: true)
+        let handler = self.handler
+        let ticket = CallTicket(eventLoop: handler.eventLoop)
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: ClientHandler.UnaryContinuation) in
+                handler.eventLoop.execute {
+                    handler.value.startUnary(start, ticket: ticket, localDeadline: timeout, continuation: continuation)
+                }
+            }
+        } onCancel: {
+            handler.eventLoop.execute {
+                handler.value.cancel(ticket, error: Self.cancelledError)
+            }
+        }
+        return try result.get()
+    }
+
+    private static func unexpected(_ payload: Payload?, _ method: String) -> SwitchboardError {
+        SwitchboardError(
+            code: .internal,
+            message: "unexpected response to \(method): \(payload?.caseName ?? "no payload")"
+        )
+    }
+}

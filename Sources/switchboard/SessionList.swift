@@ -1,0 +1,46 @@
+import ArgumentParser
+import SwitchboardClient
+import SwitchboardProtocol
+
+/// `switchboard session list`: every session (all pages), optionally by label.
+struct SessionList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List sessions, optionally only those carrying all of the given labels."
+    )
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(
+        name: .customLong("label"),
+        help: ArgumentHelp("Only sessions with this label (repeatable; all must match).", valueName: "key=value"),
+        transform: LabelArgument.parse
+    )
+    var labels: [Label] = []
+
+    @Flag(help: "Print {\"sessions\": [...]} as JSON.")
+    var json = false
+
+    func run() async throws {
+        let selector = self.labels
+        let sessions = try await global.withClient { client in
+            var sessions: [Session] = []
+            var token = ""
+            repeat {
+                let page = try await client.listSessions(
+                    ListSessionsRequest(labelSelector: selector, pageSize: 1000, pageToken: token)
+                )
+                sessions += page.sessions
+                token = page.nextPageToken
+            } while !token.isEmpty
+            return sessions
+        }
+        if json {
+            Console.out(try JSONOutput.document(JSONOutput.SessionListJSON(sessions: sessions.map(JSONOutput.SessionJSON.init))))
+        } else if sessions.isEmpty {
+            Console.err("no sessions\n")
+        } else {
+            Console.out(SessionView.table(sessions))
+        }
+    }
+}
