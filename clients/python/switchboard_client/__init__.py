@@ -1,0 +1,46 @@
+"""Python client of the Switchboard broker.
+
+    from switchboard_client import Client
+
+    with Client.connect() as client:              # $SWITCHBOARD_SOCKET, ...
+        session = client.create_session()
+        for text in client.prompt(session.id, "hello there").text():
+            print(text, end="", flush=True)
+
+Messages (``Session``, ``ServerStatus``, ...) are the generated protobuf
+classes in :mod:`switchboard_client.switchboard_pb2`; errors are
+:class:`SwitchboardError` with ``.code``, ``.code_name`` and ``.message``.
+"""
+
+from . import switchboard_pb2
+from .client import (
+    DEFAULT_MAX_FRAME_SIZE,
+    PROTOCOL_VERSION,
+    Accepted,
+    Client,
+    Finished,
+    Output,
+    PromptEvent,
+    PromptStream,
+    Started,
+    default_socket_path,
+)
+from .errors import StatusCode, SwitchboardError, code_name
+
+__all__ = [
+    "Accepted",
+    "Client",
+    "DEFAULT_MAX_FRAME_SIZE",
+    "Finished",
+    "Output",
+    "PROTOCOL_VERSION",
+    "PromptEvent",
+    "PromptStream",
+    "Started",
+    "StatusCode",
+    "SwitchboardError",
+    "code_name",
+    "default_socket_path",
+    "switchboard_pb2",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""Python runner of the conformance suite (conformance/scenarios.json).
+
+    runner.py --socket PATH --scenario NAME [key=value ...]
+
+Runs one scenario with the switchboard_client package against the server at
+PATH. Exit 0 = pass, 1 = fail (reason on stderr), 2 = unknown scenario.
+"""
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import sys
+from pathlib import Path
+from typing import Callable, Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python"))
+
+from switchboard_client import (  # noqa: E402
+    Accepted,
+    Client,
+    Finished,
+    Output,
+    Started,
+    StatusCode,
+    SwitchboardError,
+    switchboard_pb2 as pb,
+)
+
+
+class Failure(Exception):
+    pass
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        raise Failure(what)
+
+
+def expect_code(call: Callable[[], object], code_name: str, what: str) -> SwitchboardError:
+    try:
+        call()
+    except SwitchboardError as error:
+        check(error.code_name == code_name, f"{what}: got {error}, want {code_name}")
+        return error
+    raise Failure(f"{what}: succeeded, want {code_name}")
+
+
+def words(n: int) -> str:
+    return " ".join(f"w{i}" for i in range(1, n + 1))
+
+
+class Runner:
+    def __init__(self, socket_path: str, args: Dict[str, str]) -> None:
+        self.path = socket_path
+        self.args = args
+        self.prefix = args.get("prefix", "py")
+
+    def p(self, key: str) -> str:
+        return self.args[key]
+
+    def e(self, key: str) -> str:
+        return self.args["expect." + key]
+
+    def sid(self, suffix: str) -> str:
+        return f"{self.prefix}-{suffix}"
+
+    def connect(self) -> Client:
+        return Client.connect(self.path, client_name="conformance-python", recv_timeout=30)
+
+    # --- handshake -------------------------------------------------------------
+
+    def handshake(self) -> None:
+        with self.connect() as c:
+            check(c.welcome.version == int(self.e("version")), f"version {c.welcome.version}")
+            check(c.welcome.server_name == self.e("server_name"), f"server_name {c.welcome.server_name!r}")
+            check(c.welcome.max_frame_size > 0 and c.welcome.max_concurrent_calls > 0, "limits are zero")
+
+    def handshake_unsupported_version(self) -> None:
+        versions = (int(self.p("min_version")), int(self.p("max_version")))
+        error = expect_code(lambda: Client.connect(self.path, versions=versions), self.e("code"), "connect")
+        check(self.e("message_contains") in error.message, f"message {error.message!r}")
+
+    def handshake_hello_first(self) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(self.path)
+            frame = pb.Frame()
+            frame.ping.nonce = 1
+            send_frame(s, frame)
+            answer = read_frame(s)
+            check(answer is not None and answer.WhichOneof("kind") == "go_away", f"got {answer}")
+            assert answer is not None
+            check(StatusCode(answer.go_away.code).name == self.e("code"), f"GoAway {answer.go_away}")
+            check(read_frame(s) is None, "connection still open after GoAway")
+
+    def health(self) -> None:
+        with self.connect() as c:
+            check(pb.ServingStatus.Name(c.health()) == "SERVING_STATUS_" + self.e("status"), "not serving")
+
+    def ping(self) -> None:
+        with self.connect() as c:
+            c.ping()
+            c.ping()
+
+    # --- sessions ----------------------------------------------------------------
+
+    def sessions_create_get_close(self) -> None:
+        sid = self.sid("s")
+        label = {self.p("label_key"): self.p("label_value")}
+        with self.connect() as c:
+            s = c.create_session(sid, labels=label, backend=self.p("backend"))
+            check(s.id == sid, f"id {s.id}")
+            check({x.key: x.value for x in s.labels} == label, f"labels {s.labels}")
+            check(s.settings.backend == self.p("backend"), "backend")
+            check(s.settings.idle_timeout_ms > 0 and s.settings.turn_deadline_ms > 0, "effective settings not filled in")
+            check(pb.SessionState.Name(s.state) == "SESSION_STATE_" + self.e("state"), f"state {s.state}")
+            got = c.get_session(sid)
+            check(got.id == sid and {x.key: x.value for x in got.labels} == label, "get")
+            closed = c.close_session(sid, "conformance")
+            check(closed.session.id == sid, "close")
+            expect_code(lambda: c.get_session(sid), self.e("after_close"), "get after close")
+            expect_code(lambda: c.close_session(sid), self.e("after_close"), "close after close")
+
+    def sessions_server_chosen_id(self) -> None:
+        with self.connect() as c:
+            s = c.create_session()
+            check(re.fullmatch(self.e("id_pattern"), s.id) is not None, f"id {s.id!r}")
+            c.close_session(s.id)
+
+    def sessions_list(self) -> None:
+        count, size = int(self.p("count")), int(self.p("page_size"))
+        selector = {"conformance": self.prefix}
+        with self.connect() as c:
+            ids = [self.sid(f"l{i}") for i in range(count)]
+            for sid in ids:
+                c.create_session(sid, labels=selector)
+            c.create_session(self.sid("unlabelled"))
+            everything = c.list_sessions(labels=selector)
+            check([s.id for s in everything.sessions] == sorted(ids), f"list {[s.id for s in everything.sessions]}")
+            check(everything.next_page_token == "", "token on the only page")
+            first = c.list_sessions(labels=selector, page_size=size)
+            check(len(first.sessions) == int(self.e("first_page")) and first.next_page_token != "", "first page")
+            second = c.list_sessions(labels=selector, page_size=size, page_token=first.next_page_token)
+            check(len(second.sessions) == int(self.e("second_page")) and second.next_page_token == "", "second page")
+            check([s.id for s in first.sessions] + [s.id for s in second.sessions] == sorted(ids), "pages")
+            for sid in ids + [self.sid("unlabelled")]:
+                c.close_session(sid)
+
+    def server_status(self) -> None:
+        with self.connect() as c:
+            sid = self.sid("st")
+            c.create_session(sid)
+            st = c.server_status(include_sessions=True)
+            check(st.protocol_version == int(self.e("protocol_version")), f"protocol {st.protocol_version}")
+            check(st.server_version != "" and st.pid > 0 and st.connections >= 1, f"status {st}")
+            check(st.sessions_total >= 1, "sessions_total")
+            check(sid in [s.id for s in st.sessions], "new session missing")
+            check(len(c.server_status().sessions) == 0, "sessions without include_sessions")
+            c.close_session(sid)
+
+    def session_status(self) -> None:
+        prompt = self.p("prompt")
+        with self.connect() as c:
+            sid = self.sid("ss")
+            c.create_session(sid)
+            list(c.prompt(sid, prompt))
+            st = c.session_status(sid)
+            check(st.session.id == sid and st.session.turns_completed == 1, f"session {st.session}")
+            check(len(st.turns) == 1, f"turns {st.turns}")
+            t = st.turns[0]
+            check(pb.TurnState.Name(t.state) == "TURN_STATE_" + self.e("turn_state"), f"state {t.state}")
+            check(StatusCode(t.code).name == self.e("turn_code"), f"code {t.code}")
+            check(t.bytes == len(prompt.encode()) and t.prompt_preview == prompt, f"turn {t}")
+            c.close_session(sid)
+
+    # --- prompts -----------------------------------------------------------------
+
+    def prompt_stream(self) -> None:
+        prompt = self.p("prompt")
+        with self.connect() as c:
+            sid = self.sid("p")
+            c.create_session(sid)
+            events = list(c.prompt(sid, prompt))  # raises unless the call ends OK
+            check(isinstance(events[0], Accepted), f"first event {events[0]}")
+            check(str(events[0].queue_position) == self.e("queue_position"), "queue position")  # type: ignore[union-attr]
+            check(isinstance(events[1], Started), f"second event {events[1]}")
+            outputs = [e for e in events[2:-1] if isinstance(e, Output)]
+            check(len(outputs) == len(events) - 3, "events between started and finished are not all output")
+            check([o.sequence for o in outputs] == list(range(1, len(outputs) + 1)), "sequence numbers")
+            check(b"".join(o.data for o in outputs) == prompt.encode(), "output != prompt")
+            last = events[-1]
+            check(isinstance(last, Finished), f"last event {last}")
+            assert isinstance(last, Finished)
+            check(last.chunks == len(outputs) and last.bytes == len(prompt.encode()), f"finished {last}")
+            check(last.turn_id == events[0].turn_id, "turn ids differ")  # type: ignore[union-attr]
+            c.close_session(sid)
+
+    def prompt_wait_when_busy(self) -> None:
+        first_prompt = words(int(self.p("first_words")))
+        second_prompt = self.p("second_prompt")
+        with self.connect() as c:
+            sid = self.sid("q")
+            c.create_session(sid)
+            first = c.prompt(sid, first_prompt)
+            check(isinstance(next(first), Accepted), "first not accepted")
+            second = c.prompt(sid, second_prompt)
+            accepted = next(second)
+            check(isinstance(accepted, Accepted), f"second: {accepted}")
+            assert isinstance(accepted, Accepted)
+            check(str(accepted.queue_position) == self.e("queue_position"), f"queue position {accepted.queue_position}")
+            first_text = b"".join(first.output())
+            second_text = b"".join(second.output())
+            check(first_text == first_prompt.encode() and second_text == second_prompt.encode(), "outputs")
+            turns = c.session_status(sid).turns
+            check(len(turns) == 2 and turns[1].ended_at_ms <= turns[0].started_at_ms, "turns overlapped")
+            c.close_session(sid)
+
+    def cancel_mid_stream(self) -> None:
+        n, after = int(self.p("words")), int(self.p("cancel_after_chunks"))
+        with self.connect() as c:
+            sid = self.sid("c")
+            c.create_session(sid)
+            stream = c.prompt(sid, words(n))
+            chunks = 0
+
+            def consume() -> None:
+                nonlocal chunks
+                for event in stream:
+                    if isinstance(event, Output):
+                        chunks += 1
+                        if chunks == after:
+                            stream.cancel()
+
+            expect_code(consume, self.e("code"), "prompt")
+            check(after <= chunks < n, f"{chunks} chunks")
+            turns = c.session_status(sid).turns
+            check([StatusCode(t.code).name for t in turns] == [self.e("code")], f"turns {turns}")
+            check(b"".join(c.prompt(sid, "after").output()) == b"after", "next prompt")
+            c.close_session(sid)
+
+    def deadline(self) -> None:
+        with self.connect() as c:
+            sid = self.sid("d")
+            c.create_session(sid)
+            timeout = int(self.p("timeout_ms")) / 1000
+            expect_code(lambda: list(c.prompt(sid, words(int(self.p("words"))), timeout=timeout)),
+                        self.e("code"), "prompt")
+            turns = c.session_status(sid).turns
+            check(len(turns) == 1 and turns[0].stop_reason == self.e("stop_reason"), f"turns {turns}")
+            c.close_session(sid)
+
+    # --- errors ------------------------------------------------------------------
+
+    def error_not_found(self) -> None:
+        sid = self.sid("missing")
+        code = self.e("code")
+        with self.connect() as c:
+            expect_code(lambda: c.get_session(sid), code, "get")
+            expect_code(lambda: c.close_session(sid), code, "close")
+            expect_code(lambda: c.session_status(sid), code, "session status")
+            expect_code(lambda: list(c.prompt(sid, "hi")), code, "prompt")
+
+    def error_already_exists(self) -> None:
+        sid = self.sid("dup")
+        with self.connect() as c:
+            c.create_session(sid)
+            expect_code(lambda: c.create_session(sid), self.e("code"), "second create")
+            c.close_session(sid)
+
+    def error_invalid_argument(self) -> None:
+        with self.connect() as c:
+            expect_code(lambda: c.create_session(self.p("bad_id")), self.e("code"), "bad id")
+            expect_code(lambda: c.create_session(self.sid("b"), backend=self.p("bad_backend")), self.e("code"),
+                        "bad backend")
+
+    def error_reject_when_busy(self) -> None:
+        prompt = words(int(self.p("words")))
+        with self.connect() as c:
+            sid = self.sid("r")
+            c.create_session(sid)
+            first = c.prompt(sid, prompt)
+            check(isinstance(next(first), Accepted), "not accepted")
+            expect_code(lambda: list(c.prompt(sid, "x", reject_if_busy=True)), self.e("code"), "rejected prompt")
+            check(b"".join(first.output()) == prompt.encode(), "first turn output")
+            c.close_session(sid)
+
+    def close_cancels_turns(self) -> None:
+        with self.connect() as c:
+            sid = self.sid("x")
+            c.create_session(sid)
+            running = c.prompt(sid, words(int(self.p("words"))))
+            check(isinstance(next(running), Accepted), "running not accepted")
+            queued = c.prompt(sid, "queued")
+            check(isinstance(next(queued), Accepted), "queued not accepted")
+            closed = c.close_session(sid, "conformance")
+            check(str(closed.cancelled_turns) == self.e("cancelled_turns"), f"cancelled_turns {closed.cancelled_turns}")
+            check(str(closed.rejected_prompts) == self.e("rejected_prompts"), f"rejected {closed.rejected_prompts}")
+            expect_code(lambda: list(running), self.e("code"), "running prompt")
+            expect_code(lambda: list(queued), self.e("code"), "queued prompt")
+
+    def concurrent_calls(self) -> None:
+        texts = [self.p("prompt_a"), self.p("prompt_b")]
+        with self.connect() as c:
+            ids = [self.sid("ca"), self.sid("cb")]
+            for sid in ids:
+                c.create_session(sid)
+            streams = [c.prompt(sid, t) for sid, t in zip(ids, texts)]
+            check(streams[0].call_id < streams[1].call_id, "call ids do not increase")
+            for s in streams:
+                check(isinstance(next(s), Accepted), "not accepted")
+            status = c.server_status(include_sessions=True)
+            check({*ids} <= {s.id for s in status.sessions}, "status misses the sessions")
+            got: List[List[bytes]] = [[], []]
+            live = [0, 1]
+            while live:  # interleave the two streams
+                for i in list(live):
+                    try:
+                        event = next(streams[i])
+                    except StopIteration:
+                        live.remove(i)
+                        continue
+                    if isinstance(event, Output):
+                        got[i].append(event.data)
+            check([b"".join(g).decode() for g in got] == texts, f"outputs {got}")
+            for sid in ids:
+                c.close_session(sid)
+
+    # --- bad frames --------------------------------------------------------------
+
+    def _bad_frame(self) -> None:
+        with self.connect() as c:
+            c._send_raw(bytes.fromhex(self.p("bytes_hex")))
+            expect_code(c.health, self.e("code"), "call after the bad frame")
+            try:
+                c.health()
+                raise Failure("connection still usable after GoAway")
+            except SwitchboardError:
+                pass
+
+    bad_frame_oversized = _bad_frame
+    bad_frame_garbage = _bad_frame
+    bad_frame_empty = _bad_frame
+
+
+def send_frame(s: socket.socket, frame: pb.Frame) -> None:
+    body = frame.SerializeToString()
+    s.sendall(struct.pack(">I", len(body)) + body)
+
+
+def read_frame(s: socket.socket) -> "pb.Frame | None":
+    header = s.recv(4, socket.MSG_WAITALL)
+    if len(header) < 4:
+        return None
+    (n,) = struct.unpack(">I", header)
+    if n > 4 * 1024 * 1024:
+        raise Failure(f"frame of {n} bytes")
+    body = s.recv(n, socket.MSG_WAITALL)
+    frame = pb.Frame()
+    frame.ParseFromString(body)
+    return frame
+
+
+def main(argv: List[str]) -> int:
+    socket_path = scenario = ""
+    args: Dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        if argv[i] in ("--socket", "--scenario") and i + 1 < len(argv):
+            if argv[i] == "--socket":
+                socket_path = argv[i + 1]
+            else:
+                scenario = argv[i + 1]
+            i += 2
+            continue
+        key, _, value = argv[i].partition("=")
+        args[key] = value
+        i += 1
+    if not socket_path or not scenario:
+        print("usage: runner.py --socket PATH --scenario NAME [key=value ...]", file=sys.stderr)
+        return 2
+    runner = Runner(socket_path, args)
+    method = getattr(runner, scenario, None)
+    if method is None or scenario.startswith("_"):
+        print(f"unknown scenario {scenario}", file=sys.stderr)
+        return 2
+    try:
+        method()
+    except (Failure, SwitchboardError, KeyError, AssertionError, StopIteration) as error:
+        print(f"{scenario}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,581 @@
+// Swift runner of the conformance suite (conformance/scenarios.json).
+//
+//   switchboard-conformance --socket PATH --scenario NAME [key=value ...]
+//
+// Runs one scenario with the SwitchboardClient library against the server at PATH.
+// Scenarios the library cannot express (a Hello with other versions, bytes that are
+// not a frame) use a raw socket and SwitchboardProtocol's frame codec instead.
+// Exit 0 = pass, 1 = fail (reason on stderr), 2 = unknown scenario / usage.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SwitchboardClient
+import SwitchboardProtocol
+
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+func check(_ condition: Bool, _ what: @autoclosure () -> String) throws {
+    if !condition { throw Failure(what()) }
+}
+
+func words(_ n: Int) -> String {
+    (1...max(n, 1)).map { "w\($0)" }.joined(separator: " ")
+}
+
+/// Runs `body`, which must fail with the status code named `want`.
+@discardableResult
+func expectCode(_ want: String, _ what: String, _ body: () async throws -> Void) async throws -> SwitchboardError {
+    do {
+        try await body()
+    } catch let error as SwitchboardError {
+        try check(error.code.name == want, "\(what): got \(error), want \(want)")
+        return error
+    }
+    throw Failure("\(what): succeeded, want \(want)")
+}
+
+/// Collects a whole prompt's output; throws the call's error.
+func output(_ stream: PromptStream) async throws -> String {
+    var bytes: [UInt8] = []
+    for try await event in stream {
+        if case .output(let chunk) = event { bytes += chunk.data }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+struct Runner {
+    let socketPath: String
+    let args: [String: String]
+
+    var prefix: String { args["prefix"] ?? "swift" }
+
+    func p(_ key: String) throws -> String {
+        guard let value = args[key] else { throw Failure("missing argument \(key)") }
+        return value
+    }
+
+    func e(_ key: String) throws -> String { try p("expect." + key) }
+
+    func n(_ key: String) throws -> Int {
+        guard let value = Int(try p(key)) else { throw Failure("\(key) is not a number") }
+        return value
+    }
+
+    func sid(_ suffix: String) -> String { "\(prefix)-\(suffix)" }
+
+    func withClient<R: Sendable>(_ body: (SwitchboardClient) async throws -> R) async throws -> R {
+        var configuration = ClientConfiguration()
+        configuration.clientName = "conformance-swift"
+        return try await withSwitchboardClient(socketPath: socketPath, configuration: configuration, body)
+    }
+
+    // MARK: handshake
+
+    func handshake() async throws {
+        try await withClient { client in
+            try check(client.welcome.version == UInt32(try n("expect.version")), "version \(client.welcome.version)")
+            try check(client.welcome.serverName == (try e("server_name")), "server name \(client.welcome.serverName)")
+            try check(client.welcome.maxFrameSize > 0 && client.welcome.maxConcurrentCalls > 0, "limits are zero")
+        }
+    }
+
+    /// The client library always offers the versions it speaks, so this one is raw.
+    func handshake_unsupported_version() async throws {
+        let raw = try RawConnection(path: socketPath)
+        try raw.send(Frame(kind: .hello(Hello(minVersion: UInt32(try n("min_version")), maxVersion: UInt32(try n("max_version")), clientName: "conformance-swift"))))
+        let goAway = try raw.expectGoAway()
+        try check(goAway.code.name == (try e("code")), "GoAway \(goAway)")
+        try check(goAway.message.contains(try e("message_contains")), "message \(goAway.message)")
+        try check(try raw.isClosed(), "connection still open after GoAway")
+    }
+
+    func handshake_hello_first() async throws {
+        let raw = try RawConnection(path: socketPath)
+        try raw.send(Frame(kind: .ping(nonce: 1)))
+        let goAway = try raw.expectGoAway()
+        try check(goAway.code.name == (try e("code")), "GoAway \(goAway)")
+        try check(try raw.isClosed(), "connection still open after GoAway")
+    }
+
+    func health() async throws {
+        let status = try await withClient { try await $0.health() }
+        try check(status == .serving && (try e("status")) == "SERVING", "health \(status)")
+    }
+
+    func ping() async throws {
+        try await withClient { client in
+            try await client.ping()
+            try await client.ping()
+        }
+    }
+
+    // MARK: sessions
+
+    func sessions_create_get_close() async throws {
+        let id = sid("s")
+        let label = Label(key: try p("label_key"), value: try p("label_value"))
+        let backend = try p("backend")
+        let afterClose = try e("after_close")
+        let state = try e("state")
+        try await withClient { client in
+            let s = try await client.createSession(CreateSessionRequest(sessionID: id, labels: [label], settings: SessionSettings(backend: backend)))
+            try check(s.id == id && s.labels == [label], "created \(s)")
+            try check(s.settings.backend == backend, "backend \(s.settings.backend)")
+            try check(s.settings.idleTimeoutMs > 0 && s.settings.turnDeadlineMs > 0, "effective settings not filled in")
+            try check(s.state.description.uppercased() == state, "state \(s.state)")
+            let got = try await client.getSession(id: id)
+            try check(got.id == id && got.labels == [label], "get \(got)")
+            let closed = try await client.closeSession(id: id, reason: "conformance")
+            try check(closed.session?.id == id, "close \(closed)")
+            try await expectCode(afterClose, "get after close") { _ = try await client.getSession(id: id) }
+            try await expectCode(afterClose, "close after close") { _ = try await client.closeSession(id: id) }
+        }
+    }
+
+    func sessions_server_chosen_id() async throws {
+        let pattern = try Regex(try e("id_pattern"))
+        try await withClient { client in
+            let s = try await client.createSession()
+            try check(s.id.wholeMatch(of: pattern) != nil, "id \(s.id)")
+            _ = try await client.closeSession(id: s.id)
+        }
+    }
+
+    func sessions_list() async throws {
+        let count = try n("count")
+        let pageSize = UInt32(try n("page_size"))
+        let firstPage = try n("expect.first_page")
+        let secondPage = try n("expect.second_page")
+        let selector = [Label(key: "conformance", value: prefix)]
+        let ids = (0..<count).map { sid("l\($0)") }
+        let unlabelled = sid("unlabelled")
+        try await withClient { client in
+            for id in ids {
+                _ = try await client.createSession(CreateSessionRequest(sessionID: id, labels: selector))
+            }
+            _ = try await client.createSession(CreateSessionRequest(sessionID: unlabelled))
+            let all = try await client.listSessions(ListSessionsRequest(labelSelector: selector))
+            try check(all.sessions.map(\.id) == ids.sorted(), "list \(all.sessions.map(\.id))")
+            try check(all.nextPageToken.isEmpty, "token on the only page")
+            let first = try await client.listSessions(ListSessionsRequest(labelSelector: selector, pageSize: pageSize))
+            try check(first.sessions.count == firstPage && !first.nextPageToken.isEmpty, "first page")
+            let second = try await client.listSessions(ListSessionsRequest(labelSelector: selector, pageSize: pageSize, pageToken: first.nextPageToken))
+            try check(second.sessions.count == secondPage && second.nextPageToken.isEmpty, "second page")
+            try check((first.sessions + second.sessions).map(\.id) == ids.sorted(), "pages")
+            for id in ids + [unlabelled] { _ = try await client.closeSession(id: id) }
+        }
+    }
+
+    func server_status() async throws {
+        let id = sid("st")
+        let protocolVersion = UInt32(try n("expect.protocol_version"))
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            let status = try await client.serverStatus(includeSessions: true)
+            try check(status.protocolVersion == protocolVersion, "protocol \(status.protocolVersion)")
+            try check(!status.serverVersion.isEmpty && status.pid > 0 && status.connections >= 1 && status.sessionsTotal >= 1, "status \(status)")
+            try check(status.sessions.contains { $0.id == id }, "new session missing")
+            try check(try await client.serverStatus().sessions.isEmpty, "sessions without include_sessions")
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    func session_status() async throws {
+        let id = sid("ss")
+        let prompt = try p("prompt")
+        let turnState = try e("turn_state")
+        let turnCode = try e("turn_code")
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            _ = try await output(client.prompt(sessionID: id, prompt))
+            let status = try await client.sessionStatus(id: id)
+            try check(status.session?.id == id && status.session?.turnsCompleted == 1, "session \(String(describing: status.session))")
+            try check(status.turns.count == 1, "turns \(status.turns)")
+            let turn = status.turns[0]
+            try check(turn.state.description.uppercased() == turnState, "state \(turn.state)")
+            try check(turn.code.name == turnCode, "code \(turn.code)")
+            try check(turn.bytes == UInt64(prompt.utf8.count) && turn.promptPreview == prompt, "turn \(turn)")
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    // MARK: prompts
+
+    func prompt_stream() async throws {
+        let id = sid("p")
+        let prompt = try p("prompt")
+        let queuePosition = UInt32(try n("expect.queue_position"))
+        try check(try e("code") == "OK", "this runner expects an OK end")
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            var events: [PromptEvent] = []
+            for try await event in client.prompt(sessionID: id, prompt) { events.append(event) }  // throws unless OK
+            guard events.count >= 3, case .accepted(let accepted) = events[0], case .started(let startedID) = events[1],
+                  case .finished(let finished) = events[events.count - 1] else {
+                throw Failure("events \(events)")
+            }
+            try check(accepted.queuePosition == queuePosition, "queue position \(accepted.queuePosition)")
+            try check(startedID == accepted.turnID && finished.turnID == accepted.turnID, "turn ids differ")
+            var bytes: [UInt8] = []
+            var sequence: UInt64 = 0
+            for event in events[2..<(events.count - 1)] {
+                guard case .output(let chunk) = event else { throw Failure("not output: \(event)") }
+                try check(chunk.sequence == sequence + 1, "sequence \(chunk.sequence) after \(sequence)")
+                sequence = chunk.sequence
+                bytes += chunk.data
+            }
+            try check(bytes == Array(prompt.utf8), "output != prompt")
+            try check(finished.chunks == sequence && finished.bytes == UInt64(prompt.utf8.count), "finished \(finished)")
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    func prompt_wait_when_busy() async throws {
+        let id = sid("q")
+        let firstPrompt = words(try n("first_words"))
+        let secondPrompt = try p("second_prompt")
+        let queuePosition = UInt32(try n("expect.queue_position"))
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            var first = client.prompt(sessionID: id, firstPrompt).makeAsyncIterator()
+            guard case .accepted? = try await first.next() else { throw Failure("first not accepted") }
+            var second = client.prompt(sessionID: id, secondPrompt).makeAsyncIterator()
+            guard case .accepted(let accepted)? = try await second.next() else { throw Failure("second not accepted") }
+            try check(accepted.queuePosition == queuePosition, "queue position \(accepted.queuePosition)")
+            let a = try await drain(&first)
+            let b = try await drain(&second)
+            try check(a == firstPrompt && b == secondPrompt, "outputs \(a) / \(b)")
+            let turns = try await client.sessionStatus(id: id).turns
+            try check(turns.count == 2 && turns[1].endedAtMs <= turns[0].startedAtMs, "turns overlapped")
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    func cancel_mid_stream() async throws {
+        let id = sid("c")
+        let count = try n("words")
+        let after = try n("cancel_after_chunks")
+        let code = try e("code")
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            // Cancelling the iterating task is the library's way to cancel a call: it
+            // sends a Cancel frame, and the iteration ends with CANCELLED.
+            let consumer = Task { () -> Result<Int, SwitchboardError> in
+                var chunks = 0
+                do {
+                    for try await event in client.prompt(sessionID: id, words(count)) {
+                        if case .output = event {
+                            chunks += 1
+                            if chunks == after { withUnsafeCurrentTask { $0?.cancel() } }
+                        }
+                    }
+                    return .success(chunks)
+                } catch let error as SwitchboardError {
+                    return .failure(error)
+                } catch {
+                    return .failure(SwitchboardError(code: .unknown, message: "\(error)"))
+                }
+            }
+            switch await consumer.value {
+            case .success(let chunks): throw Failure("prompt ended OK after \(chunks) chunks, want \(code)")
+            case .failure(let error): try check(error.code.name == code, "got \(error), want \(code)")
+            }
+            // The server recorded the turn as cancelled (it may still be finishing it).
+            var turns: [TurnSummary] = []
+            for _ in 0..<100 {
+                turns = try await client.sessionStatus(id: id).turns
+                if turns.count == 1, turns[0].state == .finished { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try check(turns.count == 1 && turns[0].code.name == code, "turns \(turns)")
+            try check(turns[0].chunks < UInt64(count), "all output was produced")
+            try check(try await output(client.prompt(sessionID: id, "after")) == "after", "next prompt")
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    func deadline() async throws {
+        let id = sid("d")
+        let timeout = Duration.milliseconds(try n("timeout_ms"))
+        let prompt = words(try n("words"))
+        let code = try e("code")
+        let stopReason = try e("stop_reason")
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            try await expectCode(code, "prompt") { _ = try await output(client.prompt(sessionID: id, prompt, timeout: timeout)) }
+            let turns = try await client.sessionStatus(id: id).turns
+            try check(turns.count == 1 && turns[0].stopReason == stopReason, "turns \(turns)")
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    // MARK: errors
+
+    func error_not_found() async throws {
+        let id = sid("missing")
+        let code = try e("code")
+        try await withClient { client in
+            try await expectCode(code, "get") { _ = try await client.getSession(id: id) }
+            try await expectCode(code, "close") { _ = try await client.closeSession(id: id) }
+            try await expectCode(code, "session status") { _ = try await client.sessionStatus(id: id) }
+            try await expectCode(code, "prompt") { _ = try await output(client.prompt(sessionID: id, "hi")) }
+        }
+    }
+
+    func error_already_exists() async throws {
+        let id = sid("dup")
+        let code = try e("code")
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            try await expectCode(code, "second create") { _ = try await client.createSession(CreateSessionRequest(sessionID: id)) }
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    func error_invalid_argument() async throws {
+        let badID = try p("bad_id")
+        let badBackend = try p("bad_backend")
+        let code = try e("code")
+        let id = sid("b")
+        try await withClient { client in
+            try await expectCode(code, "bad id") { _ = try await client.createSession(CreateSessionRequest(sessionID: badID)) }
+            try await expectCode(code, "bad backend") {
+                _ = try await client.createSession(CreateSessionRequest(sessionID: id, settings: SessionSettings(backend: badBackend)))
+            }
+        }
+    }
+
+    func error_reject_when_busy() async throws {
+        let id = sid("r")
+        let prompt = words(try n("words"))
+        let code = try e("code")
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            var first = client.prompt(sessionID: id, prompt).makeAsyncIterator()
+            guard case .accepted? = try await first.next() else { throw Failure("not accepted") }
+            try await expectCode(code, "rejected prompt") { _ = try await output(client.prompt(sessionID: id, "x", whenBusy: .reject)) }
+            try check(try await drain(&first) == prompt, "first turn output")
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    func close_cancels_turns() async throws {
+        let id = sid("x")
+        let prompt = words(try n("words"))
+        let code = try e("code")
+        let cancelledTurns = UInt32(try n("expect.cancelled_turns"))
+        let rejectedPrompts = UInt32(try n("expect.rejected_prompts"))
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            var running = client.prompt(sessionID: id, prompt).makeAsyncIterator()
+            guard case .accepted? = try await running.next() else { throw Failure("running not accepted") }
+            var queued = client.prompt(sessionID: id, "queued").makeAsyncIterator()
+            guard case .accepted? = try await queued.next() else { throw Failure("queued not accepted") }
+            let closed = try await client.closeSession(id: id, reason: "conformance")
+            try check(closed.cancelledTurns == cancelledTurns && closed.rejectedPrompts == rejectedPrompts, "close \(closed)")
+            try await expectCode(code, "running prompt") { _ = try await drain(&running) }
+            try await expectCode(code, "queued prompt") { _ = try await drain(&queued) }
+        }
+    }
+
+    func concurrent_calls() async throws {
+        let ids = [sid("ca"), sid("cb")]
+        let texts = [try p("prompt_a"), try p("prompt_b")]
+        try check(try e("code") == "OK", "this runner expects an OK end")
+        try await withClient { client in
+            for id in ids { _ = try await client.createSession(CreateSessionRequest(sessionID: id)) }
+            var a = client.prompt(sessionID: ids[0], texts[0]).makeAsyncIterator()
+            var b = client.prompt(sessionID: ids[1], texts[1]).makeAsyncIterator()
+            guard case .accepted? = try await a.next(), case .accepted? = try await b.next() else { throw Failure("not accepted") }
+            let status = try await client.serverStatus(includeSessions: true)
+            try check(Set(ids).isSubset(of: Set(status.sessions.map(\.id))), "status misses the sessions")
+            var outputs: [[UInt8]] = [[], []]
+            var live = [true, true]
+            while live[0] || live[1] {  // interleave the two streams on the one connection
+                if live[0] { live[0] = try await step(&a, into: &outputs[0]) }
+                if live[1] { live[1] = try await step(&b, into: &outputs[1]) }
+            }
+            try check(outputs.map { String(decoding: $0, as: UTF8.self) } == texts, "outputs \(outputs)")
+            for id in ids { _ = try await client.closeSession(id: id) }
+        }
+    }
+
+    // MARK: bad frames (raw: the library never sends such bytes)
+
+    func bad_frame() async throws {
+        guard let bytes = hexBytes(try p("bytes_hex")) else { throw Failure("bad hex") }
+        let raw = try RawConnection(path: socketPath)
+        try raw.send(Frame(kind: .hello(Hello(clientName: "conformance-swift"))))
+        guard case .frame(let welcome) = try raw.receive(), case .welcome = welcome.kind else { throw Failure("no Welcome") }
+        try raw.send(bytes)
+        let goAway = try raw.expectGoAway()
+        try check(goAway.code.name == (try e("code")), "GoAway \(goAway)")
+        try check(try raw.isClosed(), "connection still open after GoAway")
+    }
+}
+
+/// The rest of a stream's output; throws the call's error.
+func drain(_ iterator: inout PromptStream.AsyncIterator) async throws -> String {
+    var bytes: [UInt8] = []
+    while let event = try await iterator.next() {
+        if case .output(let chunk) = event { bytes += chunk.data }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// One event; false when the stream ended OK.
+func step(_ iterator: inout PromptStream.AsyncIterator, into bytes: inout [UInt8]) async throws -> Bool {
+    guard let event = try await iterator.next() else { return false }
+    if case .output(let chunk) = event { bytes += chunk.data }
+    return true
+}
+
+func hexBytes(_ hex: String) -> [UInt8]? {
+    let digits = Array(hex.utf8)
+    guard digits.count % 2 == 0 else { return nil }
+    return stride(from: 0, to: digits.count, by: 2).compactMap { UInt8(String(decoding: digits[$0..<$0 + 2], as: UTF8.self), radix: 16) }
+}
+
+// MARK: - A raw socket, for the scenarios below the client library
+
+final class RawConnection {
+    enum Received { case frame(Frame), closed }
+    let fd: Int32
+    var reader = FrameReader()
+
+    init(path: String) throws {
+        #if canImport(Glibc)
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        #else
+        fd = socket(AF_UNIX, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw Failure("socket(): errno \(errno)") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw Failure("socket path too long") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else { throw Failure("connect(\(path)): errno \(errno)") }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)  // only against hangs
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { close(fd) }
+
+    func send(_ frame: Frame) throws { try send(frame.prefixedBytes()) }
+
+    func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if sent < 0 && errno == EINTR { continue }
+            guard sent > 0 else { throw Failure("write(): errno \(errno)") }
+            offset += sent
+        }
+    }
+
+    func receive() throws -> Received {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            if let frame = try reader.next() { return .frame(frame) }
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count > 0 {
+                reader.append(buffer[0..<count])
+            } else if count == 0 || errno == ECONNRESET {
+                return .closed
+            } else if errno != EINTR {
+                throw Failure("read(): errno \(errno)")
+            }
+        }
+    }
+
+    func expectGoAway() throws -> GoAway {
+        guard case .frame(let frame) = try receive(), case .goAway(let goAway) = frame.kind else {
+            throw Failure("expected a GoAway")
+        }
+        return goAway
+    }
+
+    func isClosed() throws -> Bool {
+        if case .closed = try receive() { return true }
+        return false
+    }
+}
+
+// MARK: - main
+
+func printError(_ text: String) {
+    var bytes = Array(text.utf8)
+    bytes.append(UInt8(ascii: "\n"))
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+var socketPath = ""
+var scenario = ""
+var values: [String: String] = [:]
+var arguments = CommandLine.arguments.dropFirst()
+while let argument = arguments.popFirst() {
+    switch argument {
+    case "--socket": socketPath = arguments.popFirst() ?? ""
+    case "--scenario": scenario = arguments.popFirst() ?? ""
+    default:
+        guard let equals = argument.firstIndex(of: "=") else {
+            printError("bad argument \(argument)")
+            exit(2)
+        }
+        values[String(argument[..<equals])] = String(argument[argument.index(after: equals)...])
+    }
+}
+guard !socketPath.isEmpty, !scenario.isEmpty else {
+    printError("usage: switchboard-conformance --socket PATH --scenario NAME [key=value ...]")
+    exit(2)
+}
+
+let runner = Runner(socketPath: socketPath, args: values)
+let scenarios: [String: (Runner) async throws -> Void] = [
+    "handshake": { try await $0.handshake() },
+    "handshake_unsupported_version": { try await $0.handshake_unsupported_version() },
+    "handshake_hello_first": { try await $0.handshake_hello_first() },
+    "health": { try await $0.health() },
+    "ping": { try await $0.ping() },
+    "sessions_create_get_close": { try await $0.sessions_create_get_close() },
+    "sessions_server_chosen_id": { try await $0.sessions_server_chosen_id() },
+    "sessions_list": { try await $0.sessions_list() },
+    "server_status": { try await $0.server_status() },
+    "session_status": { try await $0.session_status() },
+    "prompt_stream": { try await $0.prompt_stream() },
+    "prompt_wait_when_busy": { try await $0.prompt_wait_when_busy() },
+    "cancel_mid_stream": { try await $0.cancel_mid_stream() },
+    "deadline": { try await $0.deadline() },
+    "error_not_found": { try await $0.error_not_found() },
+    "error_already_exists": { try await $0.error_already_exists() },
+    "error_invalid_argument": { try await $0.error_invalid_argument() },
+    "error_reject_when_busy": { try await $0.error_reject_when_busy() },
+    "close_cancels_turns": { try await $0.close_cancels_turns() },
+    "concurrent_calls": { try await $0.concurrent_calls() },
+    "bad_frame_oversized": { try await $0.bad_frame() },
+    "bad_frame_garbage": { try await $0.bad_frame() },
+    "bad_frame_empty": { try await $0.bad_frame() },
+]
+guard let run = scenarios[scenario] else {
+    printError("unknown scenario \(scenario)")
+    exit(2)
+}
+do {
+    try await run(runner)
+} catch {
+    printError("\(scenario): \(error)")
+    exit(1)
+}
