@@ -18,6 +18,8 @@ public enum Payload: Hashable, Sendable {
     case sessionStatus(SessionStatus)
     case healthCheckRequest(HealthCheckRequest)
     case healthCheckResponse(HealthCheckResponse)
+    case workerMessage(WorkerMessage)
+    case workerCommand(WorkerCommand)
 
     /// The proto field name of the case, for error messages ("expected X, got Y").
     public var caseName: String {
@@ -37,6 +39,8 @@ public enum Payload: Hashable, Sendable {
         case .sessionStatus: "session_status"
         case .healthCheckRequest: "health_check_request"
         case .healthCheckResponse: "health_check_response"
+        case .workerMessage: "worker_message"
+        case .workerCommand: "worker_command"
         }
     }
 }
@@ -51,4 +55,5 @@ public enum MethodName {
     public static let getServerStatus = "/switchboard.v1.Status/GetServerStatus"
     public static let getSessionStatus = "/switchboard.v1.Status/GetSessionStatus"
     public static let healthCheck = "/switchboard.v1.Health/Check"
+    public static let workerConnect = "/switchboard.v1.Workers/Connect"
 }

@@ -35,19 +35,23 @@ public struct SessionSettings: Hashable, Sendable {
     public var turnDeadlineMs: UInt64
     public var stallTimeoutMs: UInt64
     public var maxQueuedPrompts: UInt32
+    /// `worker:QUEUE` backends: wait for a free worker, or fail UNAVAILABLE at once.
+    public var whenNoWorker: NoWorkerPolicy
 
     public init(
         backend: String = "",
         idleTimeoutMs: UInt64 = 0,
         turnDeadlineMs: UInt64 = 0,
         stallTimeoutMs: UInt64 = 0,
-        maxQueuedPrompts: UInt32 = 0
+        maxQueuedPrompts: UInt32 = 0,
+        whenNoWorker: NoWorkerPolicy = .wait
     ) {
         self.backend = backend
         self.idleTimeoutMs = idleTimeoutMs
         self.turnDeadlineMs = turnDeadlineMs
         self.stallTimeoutMs = stallTimeoutMs
         self.maxQueuedPrompts = maxQueuedPrompts
+        self.whenNoWorker = whenNoWorker
     }
 }
 

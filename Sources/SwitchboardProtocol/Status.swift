@@ -18,6 +18,10 @@ public struct ServerStatus: Hashable, Sendable {
     public var draining: Bool
     public var sessions: [Session]
     public var pid: UInt32
+    /// Registered workers, sorted by id.
+    public var workers: [WorkerInfo]
+    /// Task queues with workers or waiting turns, sorted by name.
+    public var workerQueues: [WorkerQueueInfo]
 
     public init(
         serverVersion: String = "",
@@ -33,7 +37,9 @@ public struct ServerStatus: Hashable, Sendable {
         turnsCompleted: UInt64 = 0,
         draining: Bool = false,
         sessions: [Session] = [],
-        pid: UInt32 = 0
+        pid: UInt32 = 0,
+        workers: [WorkerInfo] = [],
+        workerQueues: [WorkerQueueInfo] = []
     ) {
         self.serverVersion = serverVersion
         self.protocolVersion = protocolVersion
@@ -49,6 +55,8 @@ public struct ServerStatus: Hashable, Sendable {
         self.draining = draining
         self.sessions = sessions
         self.pid = pid
+        self.workers = workers
+        self.workerQueues = workerQueues
     }
 }
 

@@ -52,6 +52,12 @@ extension Payload {
         case .healthCheckResponse(let value):
             c.pointee.body_case = SWITCHBOARD__V1__PAYLOAD__BODY_HEALTH_CHECK_RESPONSE
             c.pointee.health_check_response = value.cMessage(in: &arena)
+        case .workerMessage(let value):
+            c.pointee.body_case = SWITCHBOARD__V1__PAYLOAD__BODY_WORKER_MESSAGE
+            c.pointee.worker_message = value.cMessage(in: &arena)
+        case .workerCommand(let value):
+            c.pointee.body_case = SWITCHBOARD__V1__PAYLOAD__BODY_WORKER_COMMAND
+            c.pointee.worker_command = value.cMessage(in: &arena)
         }
         return c
     }
@@ -110,6 +116,12 @@ extension Payload {
         case SWITCHBOARD__V1__PAYLOAD__BODY_HEALTH_CHECK_RESPONSE:
             guard let value = c.pointee.health_check_response else { return nil }
             return .healthCheckResponse(HealthCheckResponse(cMessage: value))
+        case SWITCHBOARD__V1__PAYLOAD__BODY_WORKER_MESSAGE:
+            guard let value = c.pointee.worker_message else { return nil }
+            return WorkerMessage.decode(value).map(Payload.workerMessage)
+        case SWITCHBOARD__V1__PAYLOAD__BODY_WORKER_COMMAND:
+            guard let value = c.pointee.worker_command else { return nil }
+            return WorkerCommand.decode(value).map(Payload.workerCommand)
         default:
             return nil
         }

@@ -53,6 +53,7 @@ extension SessionSettings {
         c.pointee.turn_deadline_ms = turnDeadlineMs
         c.pointee.stall_timeout_ms = stallTimeoutMs
         c.pointee.max_queued_prompts = maxQueuedPrompts
+        c.pointee.when_no_worker = whenNoWorker.cValue
         return c
     }
 
@@ -67,7 +68,8 @@ extension SessionSettings {
             idleTimeoutMs: c.pointee.idle_timeout_ms,
             turnDeadlineMs: c.pointee.turn_deadline_ms,
             stallTimeoutMs: c.pointee.stall_timeout_ms,
-            maxQueuedPrompts: c.pointee.max_queued_prompts
+            maxQueuedPrompts: c.pointee.max_queued_prompts,
+            whenNoWorker: NoWorkerPolicy(cValue: c.pointee.when_no_worker)
         )
     }
 }

@@ -61,6 +61,10 @@ extension ServerStatus {
         c.pointee.n_sessions = sessions.count
         c.pointee.sessions = arena.sessions(sessions)
         c.pointee.pid = pid
+        c.pointee.n_workers = workers.count
+        c.pointee.workers = arena.pointerArray(workers) { worker, arena in worker.cMessage(in: &arena) }
+        c.pointee.n_worker_queues = workerQueues.count
+        c.pointee.worker_queues = arena.pointerArray(workerQueues) { queue, arena in queue.cMessage(in: &arena) }
         return c
     }
 
@@ -79,7 +83,9 @@ extension ServerStatus {
             turnsCompleted: c.pointee.turns_completed,
             draining: c.pointee.draining != 0,
             sessions: swiftSessions(c.pointee.sessions, count: c.pointee.n_sessions),
-            pid: c.pointee.pid
+            pid: c.pointee.pid,
+            workers: swiftArray(c.pointee.workers, count: c.pointee.n_workers, WorkerInfo.init(cMessage:)),
+            workerQueues: swiftArray(c.pointee.worker_queues, count: c.pointee.n_worker_queues, WorkerQueueInfo.init(cMessage:))
         )
     }
 }

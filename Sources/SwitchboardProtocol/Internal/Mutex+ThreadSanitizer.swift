@@ -27,7 +27,7 @@ extension Mutex where Value: ~Copyable {
 
 /// The TSan runtime's annotation hooks, found at run time (absent unless the
 /// process was built with `-sanitize=thread`).
-enum ThreadSanitizer {
+package enum ThreadSanitizer {
     private typealias Hook = @convention(c) (UnsafeRawPointer?) -> Void
 
     private static let acquireHook: Hook? = lookup("__tsan_acquire")
@@ -38,11 +38,11 @@ enum ThreadSanitizer {
         return unsafeBitCast(symbol, to: Hook.self)
     }
 
-    static func acquire(_ address: UnsafeRawPointer) {
+    package static func acquire(_ address: UnsafeRawPointer) {
         acquireHook?(address)
     }
 
-    static func release(_ address: UnsafeRawPointer) {
+    package static func release(_ address: UnsafeRawPointer) {
         releaseHook?(address)
     }
 }
