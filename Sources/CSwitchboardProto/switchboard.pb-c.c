@@ -1582,6 +1582,546 @@ void   switchboard__v1__health_check_response__free_unpacked
   assert(message->base.descriptor == &switchboard__v1__health_check_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__v1__worker_register__init
+                     (Switchboard__V1__WorkerRegister         *message)
+{
+  static const Switchboard__V1__WorkerRegister init_value = SWITCHBOARD__V1__WORKER_REGISTER__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__worker_register__get_packed_size
+                     (const Switchboard__V1__WorkerRegister *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_register__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__worker_register__pack
+                     (const Switchboard__V1__WorkerRegister *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_register__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__worker_register__pack_to_buffer
+                     (const Switchboard__V1__WorkerRegister *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_register__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__WorkerRegister *
+       switchboard__v1__worker_register__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__WorkerRegister *)
+     protobuf_c_message_unpack (&switchboard__v1__worker_register__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__worker_register__free_unpacked
+                     (Switchboard__V1__WorkerRegister *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__worker_register__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__worker_registered__init
+                     (Switchboard__V1__WorkerRegistered         *message)
+{
+  static const Switchboard__V1__WorkerRegistered init_value = SWITCHBOARD__V1__WORKER_REGISTERED__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__worker_registered__get_packed_size
+                     (const Switchboard__V1__WorkerRegistered *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_registered__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__worker_registered__pack
+                     (const Switchboard__V1__WorkerRegistered *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_registered__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__worker_registered__pack_to_buffer
+                     (const Switchboard__V1__WorkerRegistered *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_registered__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__WorkerRegistered *
+       switchboard__v1__worker_registered__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__WorkerRegistered *)
+     protobuf_c_message_unpack (&switchboard__v1__worker_registered__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__worker_registered__free_unpacked
+                     (Switchboard__V1__WorkerRegistered *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__worker_registered__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__turn_assignment__init
+                     (Switchboard__V1__TurnAssignment         *message)
+{
+  static const Switchboard__V1__TurnAssignment init_value = SWITCHBOARD__V1__TURN_ASSIGNMENT__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__turn_assignment__get_packed_size
+                     (const Switchboard__V1__TurnAssignment *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__turn_assignment__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__turn_assignment__pack
+                     (const Switchboard__V1__TurnAssignment *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__turn_assignment__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__turn_assignment__pack_to_buffer
+                     (const Switchboard__V1__TurnAssignment *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__turn_assignment__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__TurnAssignment *
+       switchboard__v1__turn_assignment__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__TurnAssignment *)
+     protobuf_c_message_unpack (&switchboard__v1__turn_assignment__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__turn_assignment__free_unpacked
+                     (Switchboard__V1__TurnAssignment *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__turn_assignment__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__turn_cancellation__init
+                     (Switchboard__V1__TurnCancellation         *message)
+{
+  static const Switchboard__V1__TurnCancellation init_value = SWITCHBOARD__V1__TURN_CANCELLATION__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__turn_cancellation__get_packed_size
+                     (const Switchboard__V1__TurnCancellation *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__turn_cancellation__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__turn_cancellation__pack
+                     (const Switchboard__V1__TurnCancellation *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__turn_cancellation__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__turn_cancellation__pack_to_buffer
+                     (const Switchboard__V1__TurnCancellation *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__turn_cancellation__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__TurnCancellation *
+       switchboard__v1__turn_cancellation__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__TurnCancellation *)
+     protobuf_c_message_unpack (&switchboard__v1__turn_cancellation__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__turn_cancellation__free_unpacked
+                     (Switchboard__V1__TurnCancellation *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__turn_cancellation__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__worker_heartbeat__init
+                     (Switchboard__V1__WorkerHeartbeat         *message)
+{
+  static const Switchboard__V1__WorkerHeartbeat init_value = SWITCHBOARD__V1__WORKER_HEARTBEAT__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__worker_heartbeat__get_packed_size
+                     (const Switchboard__V1__WorkerHeartbeat *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_heartbeat__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__worker_heartbeat__pack
+                     (const Switchboard__V1__WorkerHeartbeat *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_heartbeat__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__worker_heartbeat__pack_to_buffer
+                     (const Switchboard__V1__WorkerHeartbeat *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_heartbeat__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__WorkerHeartbeat *
+       switchboard__v1__worker_heartbeat__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__WorkerHeartbeat *)
+     protobuf_c_message_unpack (&switchboard__v1__worker_heartbeat__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__worker_heartbeat__free_unpacked
+                     (Switchboard__V1__WorkerHeartbeat *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__worker_heartbeat__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__worker_output__init
+                     (Switchboard__V1__WorkerOutput         *message)
+{
+  static const Switchboard__V1__WorkerOutput init_value = SWITCHBOARD__V1__WORKER_OUTPUT__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__worker_output__get_packed_size
+                     (const Switchboard__V1__WorkerOutput *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_output__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__worker_output__pack
+                     (const Switchboard__V1__WorkerOutput *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_output__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__worker_output__pack_to_buffer
+                     (const Switchboard__V1__WorkerOutput *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_output__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__WorkerOutput *
+       switchboard__v1__worker_output__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__WorkerOutput *)
+     protobuf_c_message_unpack (&switchboard__v1__worker_output__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__worker_output__free_unpacked
+                     (Switchboard__V1__WorkerOutput *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__worker_output__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__worker_turn_finished__init
+                     (Switchboard__V1__WorkerTurnFinished         *message)
+{
+  static const Switchboard__V1__WorkerTurnFinished init_value = SWITCHBOARD__V1__WORKER_TURN_FINISHED__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__worker_turn_finished__get_packed_size
+                     (const Switchboard__V1__WorkerTurnFinished *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_turn_finished__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__worker_turn_finished__pack
+                     (const Switchboard__V1__WorkerTurnFinished *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_turn_finished__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__worker_turn_finished__pack_to_buffer
+                     (const Switchboard__V1__WorkerTurnFinished *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_turn_finished__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__WorkerTurnFinished *
+       switchboard__v1__worker_turn_finished__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__WorkerTurnFinished *)
+     protobuf_c_message_unpack (&switchboard__v1__worker_turn_finished__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__worker_turn_finished__free_unpacked
+                     (Switchboard__V1__WorkerTurnFinished *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__worker_turn_finished__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__worker_turn_failed__init
+                     (Switchboard__V1__WorkerTurnFailed         *message)
+{
+  static const Switchboard__V1__WorkerTurnFailed init_value = SWITCHBOARD__V1__WORKER_TURN_FAILED__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__worker_turn_failed__get_packed_size
+                     (const Switchboard__V1__WorkerTurnFailed *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_turn_failed__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__worker_turn_failed__pack
+                     (const Switchboard__V1__WorkerTurnFailed *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_turn_failed__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__worker_turn_failed__pack_to_buffer
+                     (const Switchboard__V1__WorkerTurnFailed *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_turn_failed__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__WorkerTurnFailed *
+       switchboard__v1__worker_turn_failed__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__WorkerTurnFailed *)
+     protobuf_c_message_unpack (&switchboard__v1__worker_turn_failed__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__worker_turn_failed__free_unpacked
+                     (Switchboard__V1__WorkerTurnFailed *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__worker_turn_failed__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__worker_message__init
+                     (Switchboard__V1__WorkerMessage         *message)
+{
+  static const Switchboard__V1__WorkerMessage init_value = SWITCHBOARD__V1__WORKER_MESSAGE__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__worker_message__get_packed_size
+                     (const Switchboard__V1__WorkerMessage *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_message__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__worker_message__pack
+                     (const Switchboard__V1__WorkerMessage *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_message__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__worker_message__pack_to_buffer
+                     (const Switchboard__V1__WorkerMessage *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_message__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__WorkerMessage *
+       switchboard__v1__worker_message__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__WorkerMessage *)
+     protobuf_c_message_unpack (&switchboard__v1__worker_message__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__worker_message__free_unpacked
+                     (Switchboard__V1__WorkerMessage *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__worker_message__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__worker_command__init
+                     (Switchboard__V1__WorkerCommand         *message)
+{
+  static const Switchboard__V1__WorkerCommand init_value = SWITCHBOARD__V1__WORKER_COMMAND__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__worker_command__get_packed_size
+                     (const Switchboard__V1__WorkerCommand *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_command__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__worker_command__pack
+                     (const Switchboard__V1__WorkerCommand *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_command__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__worker_command__pack_to_buffer
+                     (const Switchboard__V1__WorkerCommand *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_command__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__WorkerCommand *
+       switchboard__v1__worker_command__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__WorkerCommand *)
+     protobuf_c_message_unpack (&switchboard__v1__worker_command__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__worker_command__free_unpacked
+                     (Switchboard__V1__WorkerCommand *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__worker_command__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__worker_info__init
+                     (Switchboard__V1__WorkerInfo         *message)
+{
+  static const Switchboard__V1__WorkerInfo init_value = SWITCHBOARD__V1__WORKER_INFO__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__worker_info__get_packed_size
+                     (const Switchboard__V1__WorkerInfo *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_info__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__worker_info__pack
+                     (const Switchboard__V1__WorkerInfo *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_info__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__worker_info__pack_to_buffer
+                     (const Switchboard__V1__WorkerInfo *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_info__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__WorkerInfo *
+       switchboard__v1__worker_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__WorkerInfo *)
+     protobuf_c_message_unpack (&switchboard__v1__worker_info__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__worker_info__free_unpacked
+                     (Switchboard__V1__WorkerInfo *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__worker_info__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__worker_queue_info__init
+                     (Switchboard__V1__WorkerQueueInfo         *message)
+{
+  static const Switchboard__V1__WorkerQueueInfo init_value = SWITCHBOARD__V1__WORKER_QUEUE_INFO__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__worker_queue_info__get_packed_size
+                     (const Switchboard__V1__WorkerQueueInfo *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_queue_info__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__worker_queue_info__pack
+                     (const Switchboard__V1__WorkerQueueInfo *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_queue_info__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__worker_queue_info__pack_to_buffer
+                     (const Switchboard__V1__WorkerQueueInfo *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__worker_queue_info__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__WorkerQueueInfo *
+       switchboard__v1__worker_queue_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__WorkerQueueInfo *)
+     protobuf_c_message_unpack (&switchboard__v1__worker_queue_info__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__worker_queue_info__free_unpacked
+                     (Switchboard__V1__WorkerQueueInfo *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__worker_queue_info__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor switchboard__v1__frame__field_descriptors[11] =
 {
   {
@@ -2408,7 +2948,7 @@ const ProtobufCMessageDescriptor switchboard__v1__go_away__descriptor =
   (ProtobufCMessageInit) switchboard__v1__go_away__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__payload__field_descriptors[15] =
+static const ProtobufCFieldDescriptor switchboard__v1__payload__field_descriptors[17] =
 {
   {
     "create_session_request",
@@ -2590,6 +3130,30 @@ static const ProtobufCFieldDescriptor switchboard__v1__payload__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "worker_message",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__Payload, body_case),
+    offsetof(Switchboard__V1__Payload, worker_message),
+    &switchboard__v1__worker_message__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "worker_command",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__Payload, body_case),
+    offsetof(Switchboard__V1__Payload, worker_command),
+    &switchboard__v1__worker_command__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__payload__field_indices_by_name[] = {
   4,   /* field[4] = close_session_request */
@@ -2607,11 +3171,13 @@ static const unsigned switchboard__v1__payload__field_indices_by_name[] = {
   6,   /* field[6] = session */
   12,   /* field[12] = session_status */
   11,   /* field[11] = session_status_request */
+  16,   /* field[16] = worker_command */
+  15,   /* field[15] = worker_message */
 };
 static const ProtobufCIntRange switchboard__v1__payload__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 15 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__payload__descriptor =
 {
@@ -2621,7 +3187,7 @@ const ProtobufCMessageDescriptor switchboard__v1__payload__descriptor =
   "Switchboard__V1__Payload",
   "switchboard.v1",
   sizeof(Switchboard__V1__Payload),
-  15,
+  17,
   switchboard__v1__payload__field_descriptors,
   switchboard__v1__payload__field_indices_by_name,
   1,  switchboard__v1__payload__number_ranges,
@@ -2679,7 +3245,7 @@ const ProtobufCMessageDescriptor switchboard__v1__label__descriptor =
   (ProtobufCMessageInit) switchboard__v1__label__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__session_settings__field_descriptors[5] =
+static const ProtobufCFieldDescriptor switchboard__v1__session_settings__field_descriptors[6] =
 {
   {
     "backend",
@@ -2741,6 +3307,18 @@ static const ProtobufCFieldDescriptor switchboard__v1__session_settings__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "when_no_worker",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__SessionSettings, when_no_worker),
+    &switchboard__v1__no_worker_policy__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__session_settings__field_indices_by_name[] = {
   0,   /* field[0] = backend */
@@ -2748,11 +3326,12 @@ static const unsigned switchboard__v1__session_settings__field_indices_by_name[]
   4,   /* field[4] = max_queued_prompts */
   3,   /* field[3] = stall_timeout_ms */
   2,   /* field[2] = turn_deadline_ms */
+  5,   /* field[5] = when_no_worker */
 };
 static const ProtobufCIntRange switchboard__v1__session_settings__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__session_settings__descriptor =
 {
@@ -2762,7 +3341,7 @@ const ProtobufCMessageDescriptor switchboard__v1__session_settings__descriptor =
   "Switchboard__V1__SessionSettings",
   "switchboard.v1",
   sizeof(Switchboard__V1__SessionSettings),
-  5,
+  6,
   switchboard__v1__session_settings__field_descriptors,
   switchboard__v1__session_settings__field_indices_by_name,
   1,  switchboard__v1__session_settings__number_ranges,
@@ -3665,7 +4244,7 @@ const ProtobufCMessageDescriptor switchboard__v1__server_status_request__descrip
   (ProtobufCMessageInit) switchboard__v1__server_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__server_status__field_descriptors[14] =
+static const ProtobufCFieldDescriptor switchboard__v1__server_status__field_descriptors[16] =
 {
   {
     "server_version",
@@ -3835,6 +4414,30 @@ static const ProtobufCFieldDescriptor switchboard__v1__server_status__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "workers",
+    15,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__ServerStatus, n_workers),
+    offsetof(Switchboard__V1__ServerStatus, workers),
+    &switchboard__v1__worker_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "worker_queues",
+    16,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__ServerStatus, n_worker_queues),
+    offsetof(Switchboard__V1__ServerStatus, worker_queues),
+    &switchboard__v1__worker_queue_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__server_status__field_indices_by_name[] = {
   3,   /* field[3] = connections */
@@ -3851,11 +4454,13 @@ static const unsigned switchboard__v1__server_status__field_indices_by_name[] = 
   10,   /* field[10] = turns_completed */
   7,   /* field[7] = turns_in_flight */
   2,   /* field[2] = uptime_ms */
+  15,   /* field[15] = worker_queues */
+  14,   /* field[14] = workers */
 };
 static const ProtobufCIntRange switchboard__v1__server_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__server_status__descriptor =
 {
@@ -3865,7 +4470,7 @@ const ProtobufCMessageDescriptor switchboard__v1__server_status__descriptor =
   "Switchboard__V1__ServerStatus",
   "switchboard.v1",
   sizeof(Switchboard__V1__ServerStatus),
-  14,
+  16,
   switchboard__v1__server_status__field_descriptors,
   switchboard__v1__server_status__field_indices_by_name,
   1,  switchboard__v1__server_status__number_ranges,
@@ -4192,6 +4797,852 @@ const ProtobufCMessageDescriptor switchboard__v1__health_check_response__descrip
   (ProtobufCMessageInit) switchboard__v1__health_check_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor switchboard__v1__worker_register__field_descriptors[4] =
+{
+  {
+    "task_queue",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerRegister, task_queue),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "capacity",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerRegister, capacity),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "labels",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__WorkerRegister, n_labels),
+    offsetof(Switchboard__V1__WorkerRegister, labels),
+    &switchboard__v1__label__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "display_name",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerRegister, display_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__worker_register__field_indices_by_name[] = {
+  1,   /* field[1] = capacity */
+  3,   /* field[3] = display_name */
+  2,   /* field[2] = labels */
+  0,   /* field[0] = task_queue */
+};
+static const ProtobufCIntRange switchboard__v1__worker_register__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__worker_register__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.WorkerRegister",
+  "WorkerRegister",
+  "Switchboard__V1__WorkerRegister",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__WorkerRegister),
+  4,
+  switchboard__v1__worker_register__field_descriptors,
+  switchboard__v1__worker_register__field_indices_by_name,
+  1,  switchboard__v1__worker_register__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__worker_register__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__worker_registered__field_descriptors[3] =
+{
+  {
+    "worker_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerRegistered, worker_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "heartbeat_interval_ms",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerRegistered, heartbeat_interval_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "heartbeat_timeout_ms",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerRegistered, heartbeat_timeout_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__worker_registered__field_indices_by_name[] = {
+  1,   /* field[1] = heartbeat_interval_ms */
+  2,   /* field[2] = heartbeat_timeout_ms */
+  0,   /* field[0] = worker_id */
+};
+static const ProtobufCIntRange switchboard__v1__worker_registered__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__worker_registered__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.WorkerRegistered",
+  "WorkerRegistered",
+  "Switchboard__V1__WorkerRegistered",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__WorkerRegistered),
+  3,
+  switchboard__v1__worker_registered__field_descriptors,
+  switchboard__v1__worker_registered__field_indices_by_name,
+  1,  switchboard__v1__worker_registered__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__worker_registered__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__turn_assignment__field_descriptors[5] =
+{
+  {
+    "turn_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnAssignment, turn_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "session_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnAssignment, session_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "session_labels",
+    3,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__TurnAssignment, n_session_labels),
+    offsetof(Switchboard__V1__TurnAssignment, session_labels),
+    &switchboard__v1__label__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "prompt",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnAssignment, prompt),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "deadline_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnAssignment, deadline_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__turn_assignment__field_indices_by_name[] = {
+  4,   /* field[4] = deadline_ms */
+  3,   /* field[3] = prompt */
+  1,   /* field[1] = session_id */
+  2,   /* field[2] = session_labels */
+  0,   /* field[0] = turn_id */
+};
+static const ProtobufCIntRange switchboard__v1__turn_assignment__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__turn_assignment__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.TurnAssignment",
+  "TurnAssignment",
+  "Switchboard__V1__TurnAssignment",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__TurnAssignment),
+  5,
+  switchboard__v1__turn_assignment__field_descriptors,
+  switchboard__v1__turn_assignment__field_indices_by_name,
+  1,  switchboard__v1__turn_assignment__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__turn_assignment__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__turn_cancellation__field_descriptors[2] =
+{
+  {
+    "turn_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnCancellation, turn_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnCancellation, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__turn_cancellation__field_indices_by_name[] = {
+  1,   /* field[1] = reason */
+  0,   /* field[0] = turn_id */
+};
+static const ProtobufCIntRange switchboard__v1__turn_cancellation__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__turn_cancellation__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.TurnCancellation",
+  "TurnCancellation",
+  "Switchboard__V1__TurnCancellation",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__TurnCancellation),
+  2,
+  switchboard__v1__turn_cancellation__field_descriptors,
+  switchboard__v1__turn_cancellation__field_indices_by_name,
+  1,  switchboard__v1__turn_cancellation__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__turn_cancellation__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__worker_heartbeat__field_descriptors[1] =
+{
+  {
+    "nonce",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerHeartbeat, nonce),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__worker_heartbeat__field_indices_by_name[] = {
+  0,   /* field[0] = nonce */
+};
+static const ProtobufCIntRange switchboard__v1__worker_heartbeat__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__worker_heartbeat__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.WorkerHeartbeat",
+  "WorkerHeartbeat",
+  "Switchboard__V1__WorkerHeartbeat",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__WorkerHeartbeat),
+  1,
+  switchboard__v1__worker_heartbeat__field_descriptors,
+  switchboard__v1__worker_heartbeat__field_indices_by_name,
+  1,  switchboard__v1__worker_heartbeat__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__worker_heartbeat__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__worker_output__field_descriptors[2] =
+{
+  {
+    "turn_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerOutput, turn_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "data",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerOutput, data),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__worker_output__field_indices_by_name[] = {
+  1,   /* field[1] = data */
+  0,   /* field[0] = turn_id */
+};
+static const ProtobufCIntRange switchboard__v1__worker_output__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__worker_output__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.WorkerOutput",
+  "WorkerOutput",
+  "Switchboard__V1__WorkerOutput",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__WorkerOutput),
+  2,
+  switchboard__v1__worker_output__field_descriptors,
+  switchboard__v1__worker_output__field_indices_by_name,
+  1,  switchboard__v1__worker_output__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__worker_output__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__worker_turn_finished__field_descriptors[2] =
+{
+  {
+    "turn_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerTurnFinished, turn_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stop_reason",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerTurnFinished, stop_reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__worker_turn_finished__field_indices_by_name[] = {
+  1,   /* field[1] = stop_reason */
+  0,   /* field[0] = turn_id */
+};
+static const ProtobufCIntRange switchboard__v1__worker_turn_finished__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__worker_turn_finished__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.WorkerTurnFinished",
+  "WorkerTurnFinished",
+  "Switchboard__V1__WorkerTurnFinished",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__WorkerTurnFinished),
+  2,
+  switchboard__v1__worker_turn_finished__field_descriptors,
+  switchboard__v1__worker_turn_finished__field_indices_by_name,
+  1,  switchboard__v1__worker_turn_finished__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__worker_turn_finished__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__worker_turn_failed__field_descriptors[3] =
+{
+  {
+    "turn_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerTurnFailed, turn_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "code",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerTurnFailed, code),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerTurnFailed, message),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__worker_turn_failed__field_indices_by_name[] = {
+  1,   /* field[1] = code */
+  2,   /* field[2] = message */
+  0,   /* field[0] = turn_id */
+};
+static const ProtobufCIntRange switchboard__v1__worker_turn_failed__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__worker_turn_failed__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.WorkerTurnFailed",
+  "WorkerTurnFailed",
+  "Switchboard__V1__WorkerTurnFailed",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__WorkerTurnFailed),
+  3,
+  switchboard__v1__worker_turn_failed__field_descriptors,
+  switchboard__v1__worker_turn_failed__field_indices_by_name,
+  1,  switchboard__v1__worker_turn_failed__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__worker_turn_failed__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__worker_message__field_descriptors[5] =
+{
+  {
+    "register",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__WorkerMessage, kind_case),
+    offsetof(Switchboard__V1__WorkerMessage, register_),
+    &switchboard__v1__worker_register__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "output",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__WorkerMessage, kind_case),
+    offsetof(Switchboard__V1__WorkerMessage, output),
+    &switchboard__v1__worker_output__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "finished",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__WorkerMessage, kind_case),
+    offsetof(Switchboard__V1__WorkerMessage, finished),
+    &switchboard__v1__worker_turn_finished__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "failed",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__WorkerMessage, kind_case),
+    offsetof(Switchboard__V1__WorkerMessage, failed),
+    &switchboard__v1__worker_turn_failed__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "heartbeat_ack",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__WorkerMessage, kind_case),
+    offsetof(Switchboard__V1__WorkerMessage, heartbeat_ack),
+    &switchboard__v1__worker_heartbeat__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__worker_message__field_indices_by_name[] = {
+  3,   /* field[3] = failed */
+  2,   /* field[2] = finished */
+  4,   /* field[4] = heartbeat_ack */
+  1,   /* field[1] = output */
+  0,   /* field[0] = register */
+};
+static const ProtobufCIntRange switchboard__v1__worker_message__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__worker_message__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.WorkerMessage",
+  "WorkerMessage",
+  "Switchboard__V1__WorkerMessage",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__WorkerMessage),
+  5,
+  switchboard__v1__worker_message__field_descriptors,
+  switchboard__v1__worker_message__field_indices_by_name,
+  1,  switchboard__v1__worker_message__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__worker_message__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__worker_command__field_descriptors[4] =
+{
+  {
+    "registered",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__WorkerCommand, kind_case),
+    offsetof(Switchboard__V1__WorkerCommand, registered),
+    &switchboard__v1__worker_registered__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "assignment",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__WorkerCommand, kind_case),
+    offsetof(Switchboard__V1__WorkerCommand, assignment),
+    &switchboard__v1__turn_assignment__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cancellation",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__WorkerCommand, kind_case),
+    offsetof(Switchboard__V1__WorkerCommand, cancellation),
+    &switchboard__v1__turn_cancellation__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "heartbeat",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__WorkerCommand, kind_case),
+    offsetof(Switchboard__V1__WorkerCommand, heartbeat),
+    &switchboard__v1__worker_heartbeat__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__worker_command__field_indices_by_name[] = {
+  1,   /* field[1] = assignment */
+  2,   /* field[2] = cancellation */
+  3,   /* field[3] = heartbeat */
+  0,   /* field[0] = registered */
+};
+static const ProtobufCIntRange switchboard__v1__worker_command__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__worker_command__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.WorkerCommand",
+  "WorkerCommand",
+  "Switchboard__V1__WorkerCommand",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__WorkerCommand),
+  4,
+  switchboard__v1__worker_command__field_descriptors,
+  switchboard__v1__worker_command__field_indices_by_name,
+  1,  switchboard__v1__worker_command__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__worker_command__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__worker_info__field_descriptors[8] =
+{
+  {
+    "worker_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerInfo, worker_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "task_queue",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerInfo, task_queue),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "display_name",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerInfo, display_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "labels",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__WorkerInfo, n_labels),
+    offsetof(Switchboard__V1__WorkerInfo, labels),
+    &switchboard__v1__label__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "capacity",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerInfo, capacity),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "in_flight",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerInfo, in_flight),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "turns_served",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerInfo, turns_served),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "connected_at_ms",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerInfo, connected_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__worker_info__field_indices_by_name[] = {
+  4,   /* field[4] = capacity */
+  7,   /* field[7] = connected_at_ms */
+  2,   /* field[2] = display_name */
+  5,   /* field[5] = in_flight */
+  3,   /* field[3] = labels */
+  1,   /* field[1] = task_queue */
+  6,   /* field[6] = turns_served */
+  0,   /* field[0] = worker_id */
+};
+static const ProtobufCIntRange switchboard__v1__worker_info__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__worker_info__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.WorkerInfo",
+  "WorkerInfo",
+  "Switchboard__V1__WorkerInfo",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__WorkerInfo),
+  8,
+  switchboard__v1__worker_info__field_descriptors,
+  switchboard__v1__worker_info__field_indices_by_name,
+  1,  switchboard__v1__worker_info__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__worker_info__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__worker_queue_info__field_descriptors[3] =
+{
+  {
+    "task_queue",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerQueueInfo, task_queue),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "workers",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerQueueInfo, workers),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "waiting_turns",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__WorkerQueueInfo, waiting_turns),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__worker_queue_info__field_indices_by_name[] = {
+  0,   /* field[0] = task_queue */
+  2,   /* field[2] = waiting_turns */
+  1,   /* field[1] = workers */
+};
+static const ProtobufCIntRange switchboard__v1__worker_queue_info__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__worker_queue_info__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.WorkerQueueInfo",
+  "WorkerQueueInfo",
+  "Switchboard__V1__WorkerQueueInfo",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__WorkerQueueInfo),
+  3,
+  switchboard__v1__worker_queue_info__field_descriptors,
+  switchboard__v1__worker_queue_info__field_indices_by_name,
+  1,  switchboard__v1__worker_queue_info__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__worker_queue_info__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue switchboard__v1__session_state__enum_values_by_number[4] =
 {
   { "SESSION_STATE_UNSPECIFIED", "SWITCHBOARD__V1__SESSION_STATE__SESSION_STATE_UNSPECIFIED", 0 },
@@ -4222,6 +5673,34 @@ const ProtobufCEnumDescriptor switchboard__v1__session_state__descriptor =
   switchboard__v1__session_state__enum_values_by_name,
   1,
   switchboard__v1__session_state__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue switchboard__v1__no_worker_policy__enum_values_by_number[2] =
+{
+  { "NO_WORKER_POLICY_WAIT", "SWITCHBOARD__V1__NO_WORKER_POLICY__NO_WORKER_POLICY_WAIT", 0 },
+  { "NO_WORKER_POLICY_FAIL", "SWITCHBOARD__V1__NO_WORKER_POLICY__NO_WORKER_POLICY_FAIL", 1 },
+};
+static const ProtobufCIntRange switchboard__v1__no_worker_policy__value_ranges[] = {
+{0, 0},{0, 2}
+};
+static const ProtobufCEnumValueIndex switchboard__v1__no_worker_policy__enum_values_by_name[2] =
+{
+  { "NO_WORKER_POLICY_FAIL", 1 },
+  { "NO_WORKER_POLICY_WAIT", 0 },
+};
+const ProtobufCEnumDescriptor switchboard__v1__no_worker_policy__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "switchboard.v1.NoWorkerPolicy",
+  "NoWorkerPolicy",
+  "Switchboard__V1__NoWorkerPolicy",
+  "switchboard.v1",
+  2,
+  switchboard__v1__no_worker_policy__enum_values_by_number,
+  2,
+  switchboard__v1__no_worker_policy__enum_values_by_name,
+  1,
+  switchboard__v1__no_worker_policy__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue switchboard__v1__busy_policy__enum_values_by_number[2] =

@@ -3,7 +3,8 @@ import SwitchboardProtocol
 /// The backends a server offers, by the name a session asks for.
 ///
 /// `echo` is always there; `exec` when a command is configured. Names starting with
-/// `worker:` are reserved for registered worker processes (not supported yet).
+/// `worker:` are not looked up here: the session registry resolves them to a
+/// ``WorkerBackend`` of its ``WorkerPools``.
 public struct BackendRegistry: Sendable {
     private var backends: [String: any Backend]
 
@@ -24,7 +25,7 @@ public struct BackendRegistry: Sendable {
     public func backend(named name: String) throws(SwitchboardError) -> any Backend {
         if let backend = backends[name] { return backend }
         if name.hasPrefix("worker:") {
-            throw SwitchboardError(code: .invalidArgument, message: "backend \"\(name)\": no worker support yet")
+            throw SwitchboardError(code: .invalidArgument, message: "backend \"\(name)\": worker backends are resolved by the session registry")
         }
         throw SwitchboardError(
             code: .invalidArgument,

@@ -9,11 +9,14 @@ import SwitchboardProtocol
 /// operation except running a turn is synchronous and fast, so the server may call
 /// them directly on an event loop.
 public final class SessionRegistry: Sendable {
-    private let configuration: CoreConfiguration
+    /// The defaults and limits this registry applies (announced in the handshake).
+    public let configuration: CoreConfiguration
     private let backends: BackendRegistry
     private let logger: Logger
     private let counters = RegistryCounters()
     private let entries = Mutex<[String: ManagedSession]>([:])
+    /// Registered workers by task queue (the `worker:QUEUE` backends).
+    public let workers = WorkerPools()
 
     public init(configuration: CoreConfiguration, backends: BackendRegistry, logger: Logger) {
         self.configuration = configuration
@@ -37,7 +40,9 @@ public final class SessionRegistry: Sendable {
             throw SwitchboardError(code: .invalidArgument, message: "label keys must not be empty")
         }
         let settings = effectiveSettings(request.settings)
-        let backend = try backends.backend(named: settings.backend)
+        let backend: any Backend = settings.backend.hasPrefix("worker:")
+            ? try workers.backend(for: settings)
+            : try backends.backend(named: settings.backend)
         let session = try entries.withLockAnnotated { map throws(SwitchboardError) -> ManagedSession in
             if map.count >= configuration.maxSessions {
                 throw SwitchboardError(
@@ -227,7 +232,8 @@ public final class SessionRegistry: Sendable {
             idleTimeoutMs: requested.idleTimeoutMs == 0 ? ms(configuration.idleTimeout) : requested.idleTimeoutMs,
             turnDeadlineMs: requested.turnDeadlineMs == 0 ? ms(configuration.turnDeadline) : requested.turnDeadlineMs,
             stallTimeoutMs: requested.stallTimeoutMs == 0 ? ms(configuration.stallTimeout) : requested.stallTimeoutMs,
-            maxQueuedPrompts: requested.maxQueuedPrompts == 0 ? serverQueue : min(requested.maxQueuedPrompts, serverQueue)
+            maxQueuedPrompts: requested.maxQueuedPrompts == 0 ? serverQueue : min(requested.maxQueuedPrompts, serverQueue),
+            whenNoWorker: requested.whenNoWorker
         )
     }
 }

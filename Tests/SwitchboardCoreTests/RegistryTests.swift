@@ -49,10 +49,13 @@ struct RegistryTests {
         let harness = Harness()
         let error = expectError(.invalidArgument) { () throws(SwitchboardError) in try harness.createSession(backend: "nope") }
         #expect(error?.message.contains("echo, gate") == true)
+        // worker:QUEUE is always known (a queue may get its workers later); the
+        // queue name must be well-formed.
+        #expect(throws: Never.self) { try harness.createSession(backend: "worker:gpu") }
         let worker = expectError(.invalidArgument) { () throws(SwitchboardError) in
-            try harness.createSession(backend: "worker:gpu")
+            try harness.createSession(backend: "worker:")
         }
-        #expect(worker?.message.contains("no worker support yet") == true)
+        #expect(worker?.message.contains("task queue") == true)
         // exec is only known when configured.
         expectError(.invalidArgument) { () throws(SwitchboardError) in try harness.createSession(backend: "exec") }
         let withExec = Harness(exec: ExecBackend(command: ["/bin/cat"]))

@@ -7,6 +7,8 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 BUSY_POLICY_REJECT: BusyPolicy
 BUSY_POLICY_WAIT: BusyPolicy
 DESCRIPTOR: _descriptor.FileDescriptor
+NO_WORKER_POLICY_FAIL: NoWorkerPolicy
+NO_WORKER_POLICY_WAIT: NoWorkerPolicy
 SERVING_STATUS_NOT_SERVING: ServingStatus
 SERVING_STATUS_SERVING: ServingStatus
 SERVING_STATUS_UNKNOWN: ServingStatus
@@ -200,7 +202,7 @@ class OutputChunk(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class Payload(_message.Message):
-    __slots__ = ["close_session_request", "close_session_response", "create_session_request", "get_session_request", "health_check_request", "health_check_response", "list_sessions_request", "list_sessions_response", "prompt_event", "prompt_request", "server_status", "server_status_request", "session", "session_status", "session_status_request"]
+    __slots__ = ["close_session_request", "close_session_response", "create_session_request", "get_session_request", "health_check_request", "health_check_response", "list_sessions_request", "list_sessions_response", "prompt_event", "prompt_request", "server_status", "server_status_request", "session", "session_status", "session_status_request", "worker_command", "worker_message"]
     CLOSE_SESSION_REQUEST_FIELD_NUMBER: _ClassVar[int]
     CLOSE_SESSION_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     CREATE_SESSION_REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -216,6 +218,8 @@ class Payload(_message.Message):
     SESSION_FIELD_NUMBER: _ClassVar[int]
     SESSION_STATUS_FIELD_NUMBER: _ClassVar[int]
     SESSION_STATUS_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    WORKER_COMMAND_FIELD_NUMBER: _ClassVar[int]
+    WORKER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     close_session_request: CloseSessionRequest
     close_session_response: CloseSessionResponse
     create_session_request: CreateSessionRequest
@@ -231,7 +235,9 @@ class Payload(_message.Message):
     session: Session
     session_status: SessionStatus
     session_status_request: SessionStatusRequest
-    def __init__(self, create_session_request: _Optional[_Union[CreateSessionRequest, _Mapping]] = ..., get_session_request: _Optional[_Union[GetSessionRequest, _Mapping]] = ..., list_sessions_request: _Optional[_Union[ListSessionsRequest, _Mapping]] = ..., list_sessions_response: _Optional[_Union[ListSessionsResponse, _Mapping]] = ..., close_session_request: _Optional[_Union[CloseSessionRequest, _Mapping]] = ..., close_session_response: _Optional[_Union[CloseSessionResponse, _Mapping]] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., prompt_request: _Optional[_Union[PromptRequest, _Mapping]] = ..., prompt_event: _Optional[_Union[PromptEvent, _Mapping]] = ..., server_status_request: _Optional[_Union[ServerStatusRequest, _Mapping]] = ..., server_status: _Optional[_Union[ServerStatus, _Mapping]] = ..., session_status_request: _Optional[_Union[SessionStatusRequest, _Mapping]] = ..., session_status: _Optional[_Union[SessionStatus, _Mapping]] = ..., health_check_request: _Optional[_Union[HealthCheckRequest, _Mapping]] = ..., health_check_response: _Optional[_Union[HealthCheckResponse, _Mapping]] = ...) -> None: ...
+    worker_command: WorkerCommand
+    worker_message: WorkerMessage
+    def __init__(self, create_session_request: _Optional[_Union[CreateSessionRequest, _Mapping]] = ..., get_session_request: _Optional[_Union[GetSessionRequest, _Mapping]] = ..., list_sessions_request: _Optional[_Union[ListSessionsRequest, _Mapping]] = ..., list_sessions_response: _Optional[_Union[ListSessionsResponse, _Mapping]] = ..., close_session_request: _Optional[_Union[CloseSessionRequest, _Mapping]] = ..., close_session_response: _Optional[_Union[CloseSessionResponse, _Mapping]] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., prompt_request: _Optional[_Union[PromptRequest, _Mapping]] = ..., prompt_event: _Optional[_Union[PromptEvent, _Mapping]] = ..., server_status_request: _Optional[_Union[ServerStatusRequest, _Mapping]] = ..., server_status: _Optional[_Union[ServerStatus, _Mapping]] = ..., session_status_request: _Optional[_Union[SessionStatusRequest, _Mapping]] = ..., session_status: _Optional[_Union[SessionStatus, _Mapping]] = ..., health_check_request: _Optional[_Union[HealthCheckRequest, _Mapping]] = ..., health_check_response: _Optional[_Union[HealthCheckResponse, _Mapping]] = ..., worker_message: _Optional[_Union[WorkerMessage, _Mapping]] = ..., worker_command: _Optional[_Union[WorkerCommand, _Mapping]] = ...) -> None: ...
 
 class Ping(_message.Message):
     __slots__ = ["nonce"]
@@ -268,7 +274,7 @@ class PromptRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., prompt: _Optional[str] = ..., when_busy: _Optional[_Union[BusyPolicy, str]] = ...) -> None: ...
 
 class ServerStatus(_message.Message):
-    __slots__ = ["connections", "draining", "max_queue_depth", "pid", "protocol_version", "queued_prompts", "server_version", "sessions", "sessions_busy", "sessions_idle", "sessions_total", "turns_completed", "turns_in_flight", "uptime_ms"]
+    __slots__ = ["connections", "draining", "max_queue_depth", "pid", "protocol_version", "queued_prompts", "server_version", "sessions", "sessions_busy", "sessions_idle", "sessions_total", "turns_completed", "turns_in_flight", "uptime_ms", "worker_queues", "workers"]
     CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +289,8 @@ class ServerStatus(_message.Message):
     TURNS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     TURNS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_QUEUES_FIELD_NUMBER: _ClassVar[int]
     connections: int
     draining: bool
     max_queue_depth: int
@@ -297,7 +305,9 @@ class ServerStatus(_message.Message):
     turns_completed: int
     turns_in_flight: int
     uptime_ms: int
-    def __init__(self, server_version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., uptime_ms: _Optional[int] = ..., connections: _Optional[int] = ..., sessions_total: _Optional[int] = ..., sessions_idle: _Optional[int] = ..., sessions_busy: _Optional[int] = ..., turns_in_flight: _Optional[int] = ..., queued_prompts: _Optional[int] = ..., max_queue_depth: _Optional[int] = ..., turns_completed: _Optional[int] = ..., draining: bool = ..., sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., pid: _Optional[int] = ...) -> None: ...
+    worker_queues: _containers.RepeatedCompositeFieldContainer[WorkerQueueInfo]
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
+    def __init__(self, server_version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., uptime_ms: _Optional[int] = ..., connections: _Optional[int] = ..., sessions_total: _Optional[int] = ..., sessions_idle: _Optional[int] = ..., sessions_busy: _Optional[int] = ..., turns_in_flight: _Optional[int] = ..., queued_prompts: _Optional[int] = ..., max_queue_depth: _Optional[int] = ..., turns_completed: _Optional[int] = ..., draining: bool = ..., sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., pid: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., worker_queues: _Optional[_Iterable[_Union[WorkerQueueInfo, _Mapping]]] = ...) -> None: ...
 
 class ServerStatusRequest(_message.Message):
     __slots__ = ["include_sessions"]
@@ -330,18 +340,20 @@ class Session(_message.Message):
     def __init__(self, id: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., settings: _Optional[_Union[SessionSettings, _Mapping]] = ..., state: _Optional[_Union[SessionState, str]] = ..., created_at_ms: _Optional[int] = ..., last_activity_ms: _Optional[int] = ..., queued_prompts: _Optional[int] = ..., current_turn_id: _Optional[str] = ..., turns_completed: _Optional[int] = ..., owner_uid: _Optional[int] = ...) -> None: ...
 
 class SessionSettings(_message.Message):
-    __slots__ = ["backend", "idle_timeout_ms", "max_queued_prompts", "stall_timeout_ms", "turn_deadline_ms"]
+    __slots__ = ["backend", "idle_timeout_ms", "max_queued_prompts", "stall_timeout_ms", "turn_deadline_ms", "when_no_worker"]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     IDLE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUED_PROMPTS_FIELD_NUMBER: _ClassVar[int]
     STALL_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     TURN_DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    WHEN_NO_WORKER_FIELD_NUMBER: _ClassVar[int]
     backend: str
     idle_timeout_ms: int
     max_queued_prompts: int
     stall_timeout_ms: int
     turn_deadline_ms: int
-    def __init__(self, backend: _Optional[str] = ..., idle_timeout_ms: _Optional[int] = ..., turn_deadline_ms: _Optional[int] = ..., stall_timeout_ms: _Optional[int] = ..., max_queued_prompts: _Optional[int] = ...) -> None: ...
+    when_no_worker: NoWorkerPolicy
+    def __init__(self, backend: _Optional[str] = ..., idle_timeout_ms: _Optional[int] = ..., turn_deadline_ms: _Optional[int] = ..., stall_timeout_ms: _Optional[int] = ..., max_queued_prompts: _Optional[int] = ..., when_no_worker: _Optional[_Union[NoWorkerPolicy, str]] = ...) -> None: ...
 
 class SessionStatus(_message.Message):
     __slots__ = ["session", "turns"]
@@ -364,6 +376,28 @@ class TurnAccepted(_message.Message):
     queue_position: int
     turn_id: str
     def __init__(self, turn_id: _Optional[str] = ..., queue_position: _Optional[int] = ...) -> None: ...
+
+class TurnAssignment(_message.Message):
+    __slots__ = ["deadline_ms", "prompt", "session_id", "session_labels", "turn_id"]
+    DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_LABELS_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    deadline_ms: int
+    prompt: str
+    session_id: str
+    session_labels: _containers.RepeatedCompositeFieldContainer[Label]
+    turn_id: str
+    def __init__(self, turn_id: _Optional[str] = ..., session_id: _Optional[str] = ..., session_labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., prompt: _Optional[str] = ..., deadline_ms: _Optional[int] = ...) -> None: ...
+
+class TurnCancellation(_message.Message):
+    __slots__ = ["reason", "turn_id"]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    turn_id: str
+    def __init__(self, turn_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class TurnFinished(_message.Message):
     __slots__ = ["bytes", "chunks", "duration_ms", "stop_reason", "turn_id"]
@@ -427,7 +461,120 @@ class Welcome(_message.Message):
     version: int
     def __init__(self, version: _Optional[int] = ..., server_name: _Optional[str] = ..., server_version: _Optional[str] = ..., max_frame_size: _Optional[int] = ..., max_concurrent_calls: _Optional[int] = ..., connection_id: _Optional[int] = ..., max_queued_prompts: _Optional[int] = ...) -> None: ...
 
+class WorkerCommand(_message.Message):
+    __slots__ = ["assignment", "cancellation", "heartbeat", "registered"]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    CANCELLATION_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_FIELD_NUMBER: _ClassVar[int]
+    assignment: TurnAssignment
+    cancellation: TurnCancellation
+    heartbeat: WorkerHeartbeat
+    registered: WorkerRegistered
+    def __init__(self, registered: _Optional[_Union[WorkerRegistered, _Mapping]] = ..., assignment: _Optional[_Union[TurnAssignment, _Mapping]] = ..., cancellation: _Optional[_Union[TurnCancellation, _Mapping]] = ..., heartbeat: _Optional[_Union[WorkerHeartbeat, _Mapping]] = ...) -> None: ...
+
+class WorkerHeartbeat(_message.Message):
+    __slots__ = ["nonce"]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    nonce: int
+    def __init__(self, nonce: _Optional[int] = ...) -> None: ...
+
+class WorkerInfo(_message.Message):
+    __slots__ = ["capacity", "connected_at_ms", "display_name", "in_flight", "labels", "task_queue", "turns_served", "worker_id"]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    TURNS_SERVED_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    capacity: int
+    connected_at_ms: int
+    display_name: str
+    in_flight: int
+    labels: _containers.RepeatedCompositeFieldContainer[Label]
+    task_queue: str
+    turns_served: int
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ..., task_queue: _Optional[str] = ..., display_name: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., capacity: _Optional[int] = ..., in_flight: _Optional[int] = ..., turns_served: _Optional[int] = ..., connected_at_ms: _Optional[int] = ...) -> None: ...
+
+class WorkerMessage(_message.Message):
+    __slots__ = ["failed", "finished", "heartbeat_ack", "output", "register"]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_ACK_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    failed: WorkerTurnFailed
+    finished: WorkerTurnFinished
+    heartbeat_ack: WorkerHeartbeat
+    output: WorkerOutput
+    register: WorkerRegister
+    def __init__(self, register: _Optional[_Union[WorkerRegister, _Mapping]] = ..., output: _Optional[_Union[WorkerOutput, _Mapping]] = ..., finished: _Optional[_Union[WorkerTurnFinished, _Mapping]] = ..., failed: _Optional[_Union[WorkerTurnFailed, _Mapping]] = ..., heartbeat_ack: _Optional[_Union[WorkerHeartbeat, _Mapping]] = ...) -> None: ...
+
+class WorkerOutput(_message.Message):
+    __slots__ = ["data", "turn_id"]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    turn_id: str
+    def __init__(self, turn_id: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class WorkerQueueInfo(_message.Message):
+    __slots__ = ["task_queue", "waiting_turns", "workers"]
+    TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    WAITING_TURNS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    task_queue: str
+    waiting_turns: int
+    workers: int
+    def __init__(self, task_queue: _Optional[str] = ..., workers: _Optional[int] = ..., waiting_turns: _Optional[int] = ...) -> None: ...
+
+class WorkerRegister(_message.Message):
+    __slots__ = ["capacity", "display_name", "labels", "task_queue"]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    TASK_QUEUE_FIELD_NUMBER: _ClassVar[int]
+    capacity: int
+    display_name: str
+    labels: _containers.RepeatedCompositeFieldContainer[Label]
+    task_queue: str
+    def __init__(self, task_queue: _Optional[str] = ..., capacity: _Optional[int] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., display_name: _Optional[str] = ...) -> None: ...
+
+class WorkerRegistered(_message.Message):
+    __slots__ = ["heartbeat_interval_ms", "heartbeat_timeout_ms", "worker_id"]
+    HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    HEARTBEAT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    heartbeat_interval_ms: int
+    heartbeat_timeout_ms: int
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ..., heartbeat_interval_ms: _Optional[int] = ..., heartbeat_timeout_ms: _Optional[int] = ...) -> None: ...
+
+class WorkerTurnFailed(_message.Message):
+    __slots__ = ["code", "message", "turn_id"]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    turn_id: str
+    def __init__(self, turn_id: _Optional[str] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class WorkerTurnFinished(_message.Message):
+    __slots__ = ["stop_reason", "turn_id"]
+    STOP_REASON_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    stop_reason: str
+    turn_id: str
+    def __init__(self, turn_id: _Optional[str] = ..., stop_reason: _Optional[str] = ...) -> None: ...
+
 class SessionState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class NoWorkerPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []
 
 class BusyPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):

@@ -50,6 +50,18 @@ typedef struct Switchboard__V1__TurnSummary Switchboard__V1__TurnSummary;
 typedef struct Switchboard__V1__SessionStatus Switchboard__V1__SessionStatus;
 typedef struct Switchboard__V1__HealthCheckRequest Switchboard__V1__HealthCheckRequest;
 typedef struct Switchboard__V1__HealthCheckResponse Switchboard__V1__HealthCheckResponse;
+typedef struct Switchboard__V1__WorkerRegister Switchboard__V1__WorkerRegister;
+typedef struct Switchboard__V1__WorkerRegistered Switchboard__V1__WorkerRegistered;
+typedef struct Switchboard__V1__TurnAssignment Switchboard__V1__TurnAssignment;
+typedef struct Switchboard__V1__TurnCancellation Switchboard__V1__TurnCancellation;
+typedef struct Switchboard__V1__WorkerHeartbeat Switchboard__V1__WorkerHeartbeat;
+typedef struct Switchboard__V1__WorkerOutput Switchboard__V1__WorkerOutput;
+typedef struct Switchboard__V1__WorkerTurnFinished Switchboard__V1__WorkerTurnFinished;
+typedef struct Switchboard__V1__WorkerTurnFailed Switchboard__V1__WorkerTurnFailed;
+typedef struct Switchboard__V1__WorkerMessage Switchboard__V1__WorkerMessage;
+typedef struct Switchboard__V1__WorkerCommand Switchboard__V1__WorkerCommand;
+typedef struct Switchboard__V1__WorkerInfo Switchboard__V1__WorkerInfo;
+typedef struct Switchboard__V1__WorkerQueueInfo Switchboard__V1__WorkerQueueInfo;
 
 
 /* --- enums --- */
@@ -70,6 +82,17 @@ typedef enum _Switchboard__V1__SessionState {
   SWITCHBOARD__V1__SESSION_STATE__SESSION_STATE_CLOSED = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__V1__SESSION_STATE)
 } Switchboard__V1__SessionState;
+typedef enum _Switchboard__V1__NoWorkerPolicy {
+  /*
+   * Wait for a worker (bounded by the turn's deadline).
+   */
+  SWITCHBOARD__V1__NO_WORKER_POLICY__NO_WORKER_POLICY_WAIT = 0,
+  /*
+   * Fail the turn at once with UNAVAILABLE.
+   */
+  SWITCHBOARD__V1__NO_WORKER_POLICY__NO_WORKER_POLICY_FAIL = 1
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__V1__NO_WORKER_POLICY)
+} Switchboard__V1__NoWorkerPolicy;
 typedef enum _Switchboard__V1__BusyPolicy {
   /*
    * Wait in the session's FIFO queue (bounded by max_queued_prompts).
@@ -348,7 +371,9 @@ typedef enum {
   SWITCHBOARD__V1__PAYLOAD__BODY_SESSION_STATUS_REQUEST = 12,
   SWITCHBOARD__V1__PAYLOAD__BODY_SESSION_STATUS = 13,
   SWITCHBOARD__V1__PAYLOAD__BODY_HEALTH_CHECK_REQUEST = 14,
-  SWITCHBOARD__V1__PAYLOAD__BODY_HEALTH_CHECK_RESPONSE = 15
+  SWITCHBOARD__V1__PAYLOAD__BODY_HEALTH_CHECK_RESPONSE = 15,
+  SWITCHBOARD__V1__PAYLOAD__BODY_WORKER_MESSAGE = 16,
+  SWITCHBOARD__V1__PAYLOAD__BODY_WORKER_COMMAND = 17
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__V1__PAYLOAD__BODY__CASE)
 } Switchboard__V1__Payload__BodyCase;
 
@@ -375,10 +400,15 @@ struct  Switchboard__V1__Payload
     Switchboard__V1__SessionStatusRequest *session_status_request;
     Switchboard__V1__SessionStatus *session_status;
     Switchboard__V1__HealthCheckRequest *health_check_request;
-    /*
-     * 16-63 reserved for the worker, attach and history calls.
-     */
     Switchboard__V1__HealthCheckResponse *health_check_response;
+    /*
+     * Workers: /switchboard.v1.Workers/Connect.
+     */
+    Switchboard__V1__WorkerMessage *worker_message;
+    /*
+     * 18-63 reserved for the attach and history calls.
+     */
+    Switchboard__V1__WorkerCommand *worker_command;
   };
 };
 #define SWITCHBOARD__V1__PAYLOAD__INIT \
@@ -421,10 +451,15 @@ struct  Switchboard__V1__SessionSettings
    * Prompts that may wait behind the running turn. 0 = the server default.
    */
   uint32_t max_queued_prompts;
+  /*
+   * worker:QUEUE backends only: what a turn does when no worker of the queue
+   * has free capacity.
+   */
+  Switchboard__V1__NoWorkerPolicy when_no_worker;
 };
 #define SWITCHBOARD__V1__SESSION_SETTINGS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__session_settings__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, SWITCHBOARD__V1__NO_WORKER_POLICY__NO_WORKER_POLICY_WAIT }
 
 
 struct  Switchboard__V1__Session
@@ -675,10 +710,20 @@ struct  Switchboard__V1__ServerStatus
   size_t n_sessions;
   Switchboard__V1__Session **sessions;
   uint32_t pid;
+  /*
+   * Connected, registered workers, sorted by id.
+   */
+  size_t n_workers;
+  Switchboard__V1__WorkerInfo **workers;
+  /*
+   * Task queues that have workers or turns waiting for one, sorted by name.
+   */
+  size_t n_worker_queues;
+  Switchboard__V1__WorkerQueueInfo **worker_queues;
 };
 #define SWITCHBOARD__V1__SERVER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__server_status__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0,NULL, 0,NULL }
 
 
 struct  Switchboard__V1__SessionStatusRequest
@@ -749,6 +794,217 @@ struct  Switchboard__V1__HealthCheckResponse
 #define SWITCHBOARD__V1__HEALTH_CHECK_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__health_check_response__descriptor) \
     , SWITCHBOARD__V1__SERVING_STATUS__SERVING_STATUS_UNKNOWN }
+
+
+struct  Switchboard__V1__WorkerRegister
+{
+  ProtobufCMessage base;
+  /*
+   * Task queue name ([A-Za-z0-9._-], 1-128 chars); sessions use "worker:QUEUE".
+   */
+  char *task_queue;
+  /*
+   * Most turns the worker runs at once; at least 1.
+   */
+  uint32_t capacity;
+  size_t n_labels;
+  Switchboard__V1__Label **labels;
+  char *display_name;
+};
+#define SWITCHBOARD__V1__WORKER_REGISTER__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__worker_register__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0,NULL, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__V1__WorkerRegistered
+{
+  ProtobufCMessage base;
+  char *worker_id;
+  /*
+   * The server sends a heartbeat this often ...
+   */
+  uint64_t heartbeat_interval_ms;
+  /*
+   * ... and drops a worker it has heard nothing from for this long.
+   */
+  uint64_t heartbeat_timeout_ms;
+};
+#define SWITCHBOARD__V1__WORKER_REGISTERED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__worker_registered__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
+
+
+struct  Switchboard__V1__TurnAssignment
+{
+  ProtobufCMessage base;
+  char *turn_id;
+  char *session_id;
+  size_t n_session_labels;
+  Switchboard__V1__Label **session_labels;
+  char *prompt;
+  /*
+   * Milliseconds from now until the server ends the turn (DEADLINE_EXCEEDED).
+   */
+  uint64_t deadline_ms;
+};
+#define SWITCHBOARD__V1__TURN_ASSIGNMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__turn_assignment__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Switchboard__V1__TurnCancellation
+{
+  ProtobufCMessage base;
+  char *turn_id;
+  char *reason;
+};
+#define SWITCHBOARD__V1__TURN_CANCELLATION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__turn_cancellation__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__V1__WorkerHeartbeat
+{
+  ProtobufCMessage base;
+  uint64_t nonce;
+};
+#define SWITCHBOARD__V1__WORKER_HEARTBEAT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__worker_heartbeat__descriptor) \
+    , 0 }
+
+
+struct  Switchboard__V1__WorkerOutput
+{
+  ProtobufCMessage base;
+  char *turn_id;
+  ProtobufCBinaryData data;
+};
+#define SWITCHBOARD__V1__WORKER_OUTPUT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__worker_output__descriptor) \
+    , (char *)protobuf_c_empty_string, {0,NULL} }
+
+
+struct  Switchboard__V1__WorkerTurnFinished
+{
+  ProtobufCMessage base;
+  char *turn_id;
+  char *stop_reason;
+};
+#define SWITCHBOARD__V1__WORKER_TURN_FINISHED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__worker_turn_finished__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Switchboard__V1__WorkerTurnFailed
+{
+  ProtobufCMessage base;
+  char *turn_id;
+  /*
+   * gRPC canonical status code (not OK).
+   */
+  uint32_t code;
+  char *message;
+};
+#define SWITCHBOARD__V1__WORKER_TURN_FAILED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__worker_turn_failed__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+typedef enum {
+  SWITCHBOARD__V1__WORKER_MESSAGE__KIND__NOT_SET = 0,
+  SWITCHBOARD__V1__WORKER_MESSAGE__KIND_REGISTER = 1,
+  SWITCHBOARD__V1__WORKER_MESSAGE__KIND_OUTPUT = 2,
+  SWITCHBOARD__V1__WORKER_MESSAGE__KIND_FINISHED = 3,
+  SWITCHBOARD__V1__WORKER_MESSAGE__KIND_FAILED = 4,
+  SWITCHBOARD__V1__WORKER_MESSAGE__KIND_HEARTBEAT_ACK = 5
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__V1__WORKER_MESSAGE__KIND__CASE)
+} Switchboard__V1__WorkerMessage__KindCase;
+
+/*
+ * Worker -> server.
+ */
+struct  Switchboard__V1__WorkerMessage
+{
+  ProtobufCMessage base;
+  Switchboard__V1__WorkerMessage__KindCase kind_case;
+  union {
+    Switchboard__V1__WorkerRegister *register_;
+    Switchboard__V1__WorkerOutput *output;
+    Switchboard__V1__WorkerTurnFinished *finished;
+    Switchboard__V1__WorkerTurnFailed *failed;
+    /*
+     * Echo of a server heartbeat.
+     */
+    Switchboard__V1__WorkerHeartbeat *heartbeat_ack;
+  };
+};
+#define SWITCHBOARD__V1__WORKER_MESSAGE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__worker_message__descriptor) \
+    , SWITCHBOARD__V1__WORKER_MESSAGE__KIND__NOT_SET, {0} }
+
+
+typedef enum {
+  SWITCHBOARD__V1__WORKER_COMMAND__KIND__NOT_SET = 0,
+  SWITCHBOARD__V1__WORKER_COMMAND__KIND_REGISTERED = 1,
+  SWITCHBOARD__V1__WORKER_COMMAND__KIND_ASSIGNMENT = 2,
+  SWITCHBOARD__V1__WORKER_COMMAND__KIND_CANCELLATION = 3,
+  SWITCHBOARD__V1__WORKER_COMMAND__KIND_HEARTBEAT = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__V1__WORKER_COMMAND__KIND__CASE)
+} Switchboard__V1__WorkerCommand__KindCase;
+
+/*
+ * Server -> worker.
+ */
+struct  Switchboard__V1__WorkerCommand
+{
+  ProtobufCMessage base;
+  Switchboard__V1__WorkerCommand__KindCase kind_case;
+  union {
+    Switchboard__V1__WorkerRegistered *registered;
+    Switchboard__V1__TurnAssignment *assignment;
+    Switchboard__V1__TurnCancellation *cancellation;
+    Switchboard__V1__WorkerHeartbeat *heartbeat;
+  };
+};
+#define SWITCHBOARD__V1__WORKER_COMMAND__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__worker_command__descriptor) \
+    , SWITCHBOARD__V1__WORKER_COMMAND__KIND__NOT_SET, {0} }
+
+
+struct  Switchboard__V1__WorkerInfo
+{
+  ProtobufCMessage base;
+  char *worker_id;
+  char *task_queue;
+  char *display_name;
+  size_t n_labels;
+  Switchboard__V1__Label **labels;
+  uint32_t capacity;
+  uint32_t in_flight;
+  uint64_t turns_served;
+  /*
+   * Unix epoch milliseconds.
+   */
+  uint64_t connected_at_ms;
+};
+#define SWITCHBOARD__V1__WORKER_INFO__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__worker_info__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0, 0, 0, 0 }
+
+
+struct  Switchboard__V1__WorkerQueueInfo
+{
+  ProtobufCMessage base;
+  char *task_queue;
+  uint32_t workers;
+  /*
+   * Turns waiting for a worker with free capacity.
+   */
+  uint32_t waiting_turns;
+};
+#define SWITCHBOARD__V1__WORKER_QUEUE_INFO__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__worker_queue_info__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0 }
 
 
 /* Switchboard__V1__Frame methods */
@@ -1416,6 +1672,234 @@ Switchboard__V1__HealthCheckResponse *
 void   switchboard__v1__health_check_response__free_unpacked
                      (Switchboard__V1__HealthCheckResponse *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__V1__WorkerRegister methods */
+void   switchboard__v1__worker_register__init
+                     (Switchboard__V1__WorkerRegister         *message);
+size_t switchboard__v1__worker_register__get_packed_size
+                     (const Switchboard__V1__WorkerRegister   *message);
+size_t switchboard__v1__worker_register__pack
+                     (const Switchboard__V1__WorkerRegister   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__worker_register__pack_to_buffer
+                     (const Switchboard__V1__WorkerRegister   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__WorkerRegister *
+       switchboard__v1__worker_register__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__worker_register__free_unpacked
+                     (Switchboard__V1__WorkerRegister *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__WorkerRegistered methods */
+void   switchboard__v1__worker_registered__init
+                     (Switchboard__V1__WorkerRegistered         *message);
+size_t switchboard__v1__worker_registered__get_packed_size
+                     (const Switchboard__V1__WorkerRegistered   *message);
+size_t switchboard__v1__worker_registered__pack
+                     (const Switchboard__V1__WorkerRegistered   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__worker_registered__pack_to_buffer
+                     (const Switchboard__V1__WorkerRegistered   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__WorkerRegistered *
+       switchboard__v1__worker_registered__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__worker_registered__free_unpacked
+                     (Switchboard__V1__WorkerRegistered *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__TurnAssignment methods */
+void   switchboard__v1__turn_assignment__init
+                     (Switchboard__V1__TurnAssignment         *message);
+size_t switchboard__v1__turn_assignment__get_packed_size
+                     (const Switchboard__V1__TurnAssignment   *message);
+size_t switchboard__v1__turn_assignment__pack
+                     (const Switchboard__V1__TurnAssignment   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__turn_assignment__pack_to_buffer
+                     (const Switchboard__V1__TurnAssignment   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__TurnAssignment *
+       switchboard__v1__turn_assignment__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__turn_assignment__free_unpacked
+                     (Switchboard__V1__TurnAssignment *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__TurnCancellation methods */
+void   switchboard__v1__turn_cancellation__init
+                     (Switchboard__V1__TurnCancellation         *message);
+size_t switchboard__v1__turn_cancellation__get_packed_size
+                     (const Switchboard__V1__TurnCancellation   *message);
+size_t switchboard__v1__turn_cancellation__pack
+                     (const Switchboard__V1__TurnCancellation   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__turn_cancellation__pack_to_buffer
+                     (const Switchboard__V1__TurnCancellation   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__TurnCancellation *
+       switchboard__v1__turn_cancellation__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__turn_cancellation__free_unpacked
+                     (Switchboard__V1__TurnCancellation *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__WorkerHeartbeat methods */
+void   switchboard__v1__worker_heartbeat__init
+                     (Switchboard__V1__WorkerHeartbeat         *message);
+size_t switchboard__v1__worker_heartbeat__get_packed_size
+                     (const Switchboard__V1__WorkerHeartbeat   *message);
+size_t switchboard__v1__worker_heartbeat__pack
+                     (const Switchboard__V1__WorkerHeartbeat   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__worker_heartbeat__pack_to_buffer
+                     (const Switchboard__V1__WorkerHeartbeat   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__WorkerHeartbeat *
+       switchboard__v1__worker_heartbeat__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__worker_heartbeat__free_unpacked
+                     (Switchboard__V1__WorkerHeartbeat *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__WorkerOutput methods */
+void   switchboard__v1__worker_output__init
+                     (Switchboard__V1__WorkerOutput         *message);
+size_t switchboard__v1__worker_output__get_packed_size
+                     (const Switchboard__V1__WorkerOutput   *message);
+size_t switchboard__v1__worker_output__pack
+                     (const Switchboard__V1__WorkerOutput   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__worker_output__pack_to_buffer
+                     (const Switchboard__V1__WorkerOutput   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__WorkerOutput *
+       switchboard__v1__worker_output__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__worker_output__free_unpacked
+                     (Switchboard__V1__WorkerOutput *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__WorkerTurnFinished methods */
+void   switchboard__v1__worker_turn_finished__init
+                     (Switchboard__V1__WorkerTurnFinished         *message);
+size_t switchboard__v1__worker_turn_finished__get_packed_size
+                     (const Switchboard__V1__WorkerTurnFinished   *message);
+size_t switchboard__v1__worker_turn_finished__pack
+                     (const Switchboard__V1__WorkerTurnFinished   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__worker_turn_finished__pack_to_buffer
+                     (const Switchboard__V1__WorkerTurnFinished   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__WorkerTurnFinished *
+       switchboard__v1__worker_turn_finished__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__worker_turn_finished__free_unpacked
+                     (Switchboard__V1__WorkerTurnFinished *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__WorkerTurnFailed methods */
+void   switchboard__v1__worker_turn_failed__init
+                     (Switchboard__V1__WorkerTurnFailed         *message);
+size_t switchboard__v1__worker_turn_failed__get_packed_size
+                     (const Switchboard__V1__WorkerTurnFailed   *message);
+size_t switchboard__v1__worker_turn_failed__pack
+                     (const Switchboard__V1__WorkerTurnFailed   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__worker_turn_failed__pack_to_buffer
+                     (const Switchboard__V1__WorkerTurnFailed   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__WorkerTurnFailed *
+       switchboard__v1__worker_turn_failed__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__worker_turn_failed__free_unpacked
+                     (Switchboard__V1__WorkerTurnFailed *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__WorkerMessage methods */
+void   switchboard__v1__worker_message__init
+                     (Switchboard__V1__WorkerMessage         *message);
+size_t switchboard__v1__worker_message__get_packed_size
+                     (const Switchboard__V1__WorkerMessage   *message);
+size_t switchboard__v1__worker_message__pack
+                     (const Switchboard__V1__WorkerMessage   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__worker_message__pack_to_buffer
+                     (const Switchboard__V1__WorkerMessage   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__WorkerMessage *
+       switchboard__v1__worker_message__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__worker_message__free_unpacked
+                     (Switchboard__V1__WorkerMessage *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__WorkerCommand methods */
+void   switchboard__v1__worker_command__init
+                     (Switchboard__V1__WorkerCommand         *message);
+size_t switchboard__v1__worker_command__get_packed_size
+                     (const Switchboard__V1__WorkerCommand   *message);
+size_t switchboard__v1__worker_command__pack
+                     (const Switchboard__V1__WorkerCommand   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__worker_command__pack_to_buffer
+                     (const Switchboard__V1__WorkerCommand   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__WorkerCommand *
+       switchboard__v1__worker_command__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__worker_command__free_unpacked
+                     (Switchboard__V1__WorkerCommand *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__WorkerInfo methods */
+void   switchboard__v1__worker_info__init
+                     (Switchboard__V1__WorkerInfo         *message);
+size_t switchboard__v1__worker_info__get_packed_size
+                     (const Switchboard__V1__WorkerInfo   *message);
+size_t switchboard__v1__worker_info__pack
+                     (const Switchboard__V1__WorkerInfo   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__worker_info__pack_to_buffer
+                     (const Switchboard__V1__WorkerInfo   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__WorkerInfo *
+       switchboard__v1__worker_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__worker_info__free_unpacked
+                     (Switchboard__V1__WorkerInfo *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__WorkerQueueInfo methods */
+void   switchboard__v1__worker_queue_info__init
+                     (Switchboard__V1__WorkerQueueInfo         *message);
+size_t switchboard__v1__worker_queue_info__get_packed_size
+                     (const Switchboard__V1__WorkerQueueInfo   *message);
+size_t switchboard__v1__worker_queue_info__pack
+                     (const Switchboard__V1__WorkerQueueInfo   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__worker_queue_info__pack_to_buffer
+                     (const Switchboard__V1__WorkerQueueInfo   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__WorkerQueueInfo *
+       switchboard__v1__worker_queue_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__worker_queue_info__free_unpacked
+                     (Switchboard__V1__WorkerQueueInfo *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Switchboard__V1__Frame_Closure)
@@ -1523,6 +2007,42 @@ typedef void (*Switchboard__V1__HealthCheckRequest_Closure)
 typedef void (*Switchboard__V1__HealthCheckResponse_Closure)
                  (const Switchboard__V1__HealthCheckResponse *message,
                   void *closure_data);
+typedef void (*Switchboard__V1__WorkerRegister_Closure)
+                 (const Switchboard__V1__WorkerRegister *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__WorkerRegistered_Closure)
+                 (const Switchboard__V1__WorkerRegistered *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__TurnAssignment_Closure)
+                 (const Switchboard__V1__TurnAssignment *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__TurnCancellation_Closure)
+                 (const Switchboard__V1__TurnCancellation *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__WorkerHeartbeat_Closure)
+                 (const Switchboard__V1__WorkerHeartbeat *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__WorkerOutput_Closure)
+                 (const Switchboard__V1__WorkerOutput *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__WorkerTurnFinished_Closure)
+                 (const Switchboard__V1__WorkerTurnFinished *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__WorkerTurnFailed_Closure)
+                 (const Switchboard__V1__WorkerTurnFailed *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__WorkerMessage_Closure)
+                 (const Switchboard__V1__WorkerMessage *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__WorkerCommand_Closure)
+                 (const Switchboard__V1__WorkerCommand *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__WorkerInfo_Closure)
+                 (const Switchboard__V1__WorkerInfo *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__WorkerQueueInfo_Closure)
+                 (const Switchboard__V1__WorkerQueueInfo *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -1530,6 +2050,7 @@ typedef void (*Switchboard__V1__HealthCheckResponse_Closure)
 /* --- descriptors --- */
 
 extern const ProtobufCEnumDescriptor    switchboard__v1__session_state__descriptor;
+extern const ProtobufCEnumDescriptor    switchboard__v1__no_worker_policy__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__v1__busy_policy__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__v1__turn_state__descriptor;
 extern const ProtobufCEnumDescriptor    switchboard__v1__serving_status__descriptor;
@@ -1568,6 +2089,18 @@ extern const ProtobufCMessageDescriptor switchboard__v1__turn_summary__descripto
 extern const ProtobufCMessageDescriptor switchboard__v1__session_status__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__health_check_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__health_check_response__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__worker_register__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__worker_registered__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__turn_assignment__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__turn_cancellation__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__worker_heartbeat__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__worker_output__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__worker_turn_finished__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__worker_turn_failed__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__worker_message__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__worker_command__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__worker_info__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__worker_queue_info__descriptor;
 
 PROTOBUF_C__END_DECLS
 
