@@ -1,0 +1,54 @@
+import Synchronization
+import SwitchboardCore
+import SwitchboardProtocol
+
+/// One `/switchboard.v1.Prompts/Prompt` call after its prompt was accepted: runs
+/// the turn on its own task and streams its events through the call's writer.
+///
+/// It is the only call kind that leaves the event loop, because a turn takes as
+/// long as its backend does; everything else is answered inside `channelRead`.
+final class PromptCall: Sendable {
+    let callID: UInt64
+    let turn: PendingTurn
+    let writer: StreamingCallWriter
+    /// A status the server imposes on the call (e.g. shutdown) instead of the
+    /// turn's own; the first one set wins.
+    private let imposedStatus = Mutex<(code: StatusCode, message: String)?>(nil)
+
+    init(callID: UInt64, turn: PendingTurn, writer: StreamingCallWriter) {
+        self.callID = callID
+        self.turn = turn
+        self.writer = writer
+    }
+
+    /// Ends the turn with `reason`, and the call with `code`/`message` rather than
+    /// the turn's CANCELLED.
+    func cancel(reason: String, callStatus code: StatusCode, message: String) {
+        imposedStatus.withLockAnnotated { status in
+            if status == nil { status = (code, message) }
+        }
+        turn.cancel(reason: reason)
+    }
+
+    /// Runs the turn to its end: started, output..., finished, then `CallEnd`.
+    func run() async {
+        let callID = self.callID
+        let turnID = turn.turnID
+        let writer = self.writer
+        let outcome = await turn.run { event in
+            let promptEvent: PromptEvent
+            switch event {
+            case .started:
+                promptEvent = .started(turnID: turnID)
+            case .output(let chunk):
+                promptEvent = .output(chunk)
+            }
+            try await writer.send(Frame(callID: callID, kind: .message(CallMessage(payload: .promptEvent(promptEvent)))))
+        }
+        let status = imposedStatus.withLockAnnotated { $0 } ?? (code: outcome.code, message: outcome.message)
+        writer.finish(with: [
+            Frame(callID: callID, kind: .message(CallMessage(payload: .promptEvent(.finished(outcome.finished))))),
+            Frame(callID: callID, kind: .end(CallEnd(code: status.code, message: status.message))),
+        ])
+    }
+}

@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import SwitchboardCore
+import SwitchboardProtocol
+
+/// The methods a connection knows, by their wire path.
+enum CallMethod: Equatable {
+    case unary(UnaryMethod)
+    /// `/switchboard.v1.Prompts/Prompt`, server streaming.
+    case prompt
+    /// `/switchboard.v1.Workers/Connect`, bidirectional (see `WorkerCall`).
+    case workerConnect
+
+    init?(path: String) {
+        if path == MethodName.prompt {
+            self = .prompt
+        } else if path == MethodName.workerConnect {
+            self = .workerConnect
+        } else if let unary = UnaryMethod(path: path) {
+            self = .unary(unary)
+        } else {
+            return nil
+        }
+    }
+
+    /// The payload case the method's request must be.
+    var requestCase: String {
+        switch self {
+        case .unary(let method): method.requestCase
+        case .prompt: "prompt_request"
+        case .workerConnect: "worker_message"
+        }
+    }
+}
+
+/// The unary methods: each answered synchronously on the event loop, because the
+/// registry calls behind them are short, lock-bounded and never wait on a turn.
+enum UnaryMethod: CaseIterable {
+    case createSession
+    case getSession
+    case listSessions
+    case closeSession
+    case getServerStatus
+    case getSessionStatus
+    case healthCheck
+
+    private static let byPath = Dictionary(uniqueKeysWithValues: allCases.map { ($0.path, $0) })
+
+    init?(path: String) {
+        guard let method = Self.byPath[path] else { return nil }
+        self = method
+    }
+
+    var path: String {
+        switch self {
+        case .createSession: MethodName.createSession
+        case .getSession: MethodName.getSession
+        case .listSessions: MethodName.listSessions
+        case .closeSession: MethodName.closeSession
+        case .getServerStatus: MethodName.getServerStatus
+        case .getSessionStatus: MethodName.getSessionStatus
+        case .healthCheck: MethodName.healthCheck
+        }
+    }
+
+    var requestCase: String {
+        switch self {
+        case .createSession: "create_session_request"
+        case .getSession: "get_session_request"
+        case .listSessions: "list_sessions_request"
+        case .closeSession: "close_session_request"
+        case .getServerStatus: "server_status_request"
+        case .getSessionStatus: "session_status_request"
+        case .healthCheck: "health_check_request"
+        }
+    }
+}
+
+/// Error text for a request of the wrong (or no) payload case.
+func payloadMismatch(method: String, expected: String, got payload: Payload?) -> CallEnd {
+    CallEnd(
+        code: .invalidArgument,
+        message: "\(method) expects \(expected), got \(payload?.caseName ?? "no payload")"
+    )
+}
+
+/// Answers unary calls for one connection (whose peer owns the sessions it creates).
+struct UnaryResponder {
+    let server: ServerContext
+    let peer: PeerCredentials
+
+    func respond(to method: UnaryMethod, request: Payload?) -> CallEnd {
+        let registry = server.registry
+        do throws(SwitchboardError) {
+            switch (method, request) {
+            case (.createSession, .createSessionRequest(let request)?):
+                return .ok(.session(try registry.createSession(request, ownerUID: peer.uid)))
+            case (.getSession, .getSessionRequest(let request)?):
+                return .ok(.session(try registry.getSession(id: request.sessionID)))
+            case (.listSessions, .listSessionsRequest(let request)?):
+                return .ok(.listSessionsResponse(try registry.listSessions(request)))
+            case (.closeSession, .closeSessionRequest(let request)?):
+                let reason = request.reason.isEmpty ? "closed by client" : request.reason
+                return .ok(.closeSessionResponse(try registry.closeSession(id: request.sessionID, reason: reason)))
+            case (.getServerStatus, .serverStatusRequest(let request)?):
+                return .ok(.serverStatus(serverStatus(includeSessions: request.includeSessions)))
+            case (.getSessionStatus, .sessionStatusRequest(let request)?):
+                return .ok(.sessionStatus(try registry.sessionStatus(id: request.sessionID)))
+            case (.healthCheck, .healthCheckRequest?):
+                let draining = server.draining.load(ordering: .relaxed)
+                return .ok(.healthCheckResponse(HealthCheckResponse(status: draining ? .notServing : .serving)))
+            default:
+                return payloadMismatch(method: method.path, expected: method.requestCase, got: request)
+            }
+        } catch {
+            return CallEnd(code: error.code, message: error.message)
+        }
+    }
+
+    private func serverStatus(includeSessions: Bool) -> ServerStatus {
+        let statistics = server.registry.statistics()
+        let workers = server.registry.workers.snapshot()
+        let uptime = ContinuousClock.now - server.startedAt
+        return ServerStatus(
+            serverVersion: SwitchboardVersion.string,
+            protocolVersion: ProtocolVersion.current,
+            uptimeMs: UInt64(clamping: uptime.milliseconds),
+            connections: UInt32(clamping: server.connectionCount.load(ordering: .relaxed)),
+            sessionsTotal: UInt32(clamping: statistics.sessionsTotal),
+            sessionsIdle: UInt32(clamping: statistics.sessionsIdle),
+            sessionsBusy: UInt32(clamping: statistics.sessionsBusy),
+            turnsInFlight: UInt32(clamping: statistics.turnsInFlight),
+            queuedPrompts: UInt32(clamping: statistics.queuedPrompts),
+            maxQueueDepth: UInt32(clamping: statistics.maxQueueDepth),
+            turnsCompleted: statistics.turnsCompleted,
+            draining: server.draining.load(ordering: .relaxed),
+            sessions: includeSessions ? server.registry.sessionSnapshots() : [],
+            pid: UInt32(clamping: getpid()),
+            workers: workers.workers,
+            workerQueues: workers.queues
+        )
+    }
+}
+
+extension CallEnd {
+    static func ok(_ payload: Payload) -> CallEnd {
+        CallEnd(code: .ok, payload: payload)
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds (negative durations count as zero).
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        guard seconds >= 0 else { return 0 }
+        return seconds &* 1000 &+ attoseconds / 1_000_000_000_000_000
+    }
+}
