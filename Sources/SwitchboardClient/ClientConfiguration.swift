@@ -14,6 +14,9 @@ public struct ClientConfiguration: Sendable {
     /// Largest frame this client accepts, announced in `Hello`; a larger frame from the
     /// server closes the connection (`RESOURCE_EXHAUSTED` as the cause).
     public var maxFrameSize: UInt32 = ProtocolVersion.defaultMaxFrameSize
+    /// How ``SwitchboardClient/call(_:socketPath:configuration:)`` retries a call the
+    /// server refused before processing it (drain, restart, socket activation).
+    public var retry = RetryPolicy()
 
     public init() {}
 }

@@ -13,9 +13,7 @@ struct HealthCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let status = try await global.withClient { client in
-            try await client.health()
-        }
+        let status = try await global.call(.health)
         switch status {
         case .serving:
             Console.out("SERVING\n")

@@ -41,8 +41,10 @@ enum JSONOutput {
         let turnDeadlineMs: UInt64
         let stallTimeoutMs: UInt64
         let maxQueuedPrompts: UInt32
+        let whenNoWorker: String
 
         enum CodingKeys: String, CodingKey {
+            case whenNoWorker = "when_no_worker"
             case backend
             case idleTimeoutMs = "idle_timeout_ms"
             case turnDeadlineMs = "turn_deadline_ms"
@@ -56,6 +58,7 @@ enum JSONOutput {
             turnDeadlineMs = settings.turnDeadlineMs
             stallTimeoutMs = settings.stallTimeoutMs
             maxQueuedPrompts = settings.maxQueuedPrompts
+            whenNoWorker = settings.whenNoWorker.description
         }
     }
 
@@ -141,6 +144,8 @@ enum JSONOutput {
         let draining: Bool
         let sessions: [SessionJSON]
         let pid: UInt32
+        let workers: [WorkerInfoJSON]
+        let workerQueues: [WorkerQueueInfoJSON]
 
         enum CodingKeys: String, CodingKey {
             case serverVersion = "server_version"
@@ -154,7 +159,8 @@ enum JSONOutput {
             case queuedPrompts = "queued_prompts"
             case maxQueueDepth = "max_queue_depth"
             case turnsCompleted = "turns_completed"
-            case draining, sessions, pid
+            case draining, sessions, pid, workers
+            case workerQueues = "worker_queues"
         }
 
         init(_ status: ServerStatus) {
@@ -172,6 +178,8 @@ enum JSONOutput {
             draining = status.draining
             sessions = status.sessions.map(SessionJSON.init)
             pid = status.pid
+            workers = status.workers.map(WorkerInfoJSON.init)
+            workerQueues = status.workerQueues.map(WorkerQueueInfoJSON.init)
         }
     }
 

@@ -15,7 +15,10 @@ struct ServeCommand: AsyncParsableCommand {
             Serves until SIGTERM or SIGINT, then stops accepting, lets running calls finish \
             (up to --drain-grace), removes the socket file and exits 0. Logs go to stderr. \
             If the socket cannot be bound (for example another server is live on it) the \
-            reason is printed on stderr and the exit code is non-zero.
+            reason is printed on stderr and the exit code is non-zero. \
+            Under systemd socket activation (LISTEN_PID/LISTEN_FDS) the passed socket is used \
+            instead of --socket and never removed; with $NOTIFY_SOCKET the server reports \
+            READY=1, STATUS=, STOPPING=1 and watchdog pings (see docs/OPERATIONS.md).
             DURATION: \(DurationArgument.syntax).
             """
     )
@@ -34,7 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var socketMode: UInt32?
 
-    @Option(help: ArgumentHelp("Backend of sessions that do not choose one: echo or exec.", valueName: "name"))
+    @Option(help: ArgumentHelp("Backend of sessions that do not choose one: echo, exec or worker:QUEUE.", valueName: "name"))
     var backend: String = coreDefaults.defaultBackend
 
     @Option(help: ArgumentHelp("Delay between the echo backend's tokens (default: 0).", valueName: "duration"),
@@ -97,6 +100,25 @@ struct ServeCommand: AsyncParsableCommand {
                                valueName: "bytes"))
     var maxBufferedOutput: Int?
 
+    @Option(help: ArgumentHelp("Exit (code 0) after this long with no connection, no session and no running turn; for socket activation.",
+                               valueName: "duration"),
+            transform: DurationArgument.parse)
+    var exitIdleAfter: Duration?
+
+    @Option(help: ArgumentHelp("How often worker calls get a heartbeat (default: \(DurationArgument.format(serverDefaults.workerHeartbeatInterval))).",
+                               valueName: "duration"),
+            transform: DurationArgument.parse)
+    var workerHeartbeatInterval: Duration?
+
+    @Option(help: ArgumentHelp("A worker silent for this long is dropped, its turns end UNAVAILABLE (default: \(DurationArgument.format(serverDefaults.workerHeartbeatTimeout))).",
+                               valueName: "duration"),
+            transform: DurationArgument.parse)
+    var workerHeartbeatTimeout: Duration?
+
+    @Option(help: ArgumentHelp("With socket activation (LISTEN_FDS) and LISTEN_FDNAMES, the socket to adopt (default: switchboard).",
+                               valueName: "name"))
+    var listenFDName: String = "switchboard"
+
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default: info).", valueName: "level"),
             transform: ServeCommand.parseLogLevel)
     var logLevel: Logger.Level?
@@ -120,6 +142,9 @@ struct ServeCommand: AsyncParsableCommand {
             ("--stall-timeout", stallTimeout),
             ("--handshake-timeout", handshakeTimeout),
             ("--idle-sweep-interval", idleSweepInterval),
+            ("--exit-idle-after", exitIdleAfter),
+            ("--worker-heartbeat-interval", workerHeartbeatInterval),
+            ("--worker-heartbeat-timeout", workerHeartbeatTimeout),
         ]
         for (name, value) in positiveDurations {
             if let value, value <= .zero { throw ValidationError("\(name) must be positive") }
@@ -173,9 +198,22 @@ struct ServeCommand: AsyncParsableCommand {
         if let drainGrace { server.drainGracePeriod = drainGrace }
         if let idleSweepInterval { server.idleSweepInterval = idleSweepInterval }
         if let maxBufferedOutput { server.maxBufferedOutputBytesPerCall = maxBufferedOutput }
+        // LISTEN_FDS/NOTIFY_SOCKET/WATCHDOG_USEC (read once, then cleared).
+        server.systemd = try SystemdSettings.fromEnvironment(listenFDName: listenFDName)
+        server.exitIdleAfter = exitIdleAfter
+        if let workerHeartbeatInterval { server.workerHeartbeatInterval = workerHeartbeatInterval }
+        if let workerHeartbeatTimeout { server.workerHeartbeatTimeout = workerHeartbeatTimeout }
+        if let adopted = server.systemd.listeningPath { server.socketPath = adopted }
 
         let service = SwitchboardServer(configuration: server, registry: registry, logger: logger)
-        let group = ServiceGroup(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // The server returns by itself after --exit-idle-after: that is a normal end.
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
         do {
             try await group.run()
         } catch let error as SwitchboardError {

@@ -38,6 +38,9 @@ struct SessionCreate: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Prompts that may wait behind the running turn.", valueName: "n"))
     var maxQueuedPrompts: UInt32?
 
+    @Flag(help: "worker:QUEUE backends: fail a turn at once with UNAVAILABLE when no worker is free (default: wait).")
+    var failIfNoWorker = false
+
     @Flag(help: "Print the created session as JSON.")
     var json = false
 
@@ -57,12 +60,12 @@ struct SessionCreate: AsyncParsableCommand {
                 idleTimeoutMs: idleTimeout.map(DurationArgument.milliseconds) ?? 0,
                 turnDeadlineMs: turnDeadline.map(DurationArgument.milliseconds) ?? 0,
                 stallTimeoutMs: stallTimeout.map(DurationArgument.milliseconds) ?? 0,
-                maxQueuedPrompts: maxQueuedPrompts ?? 0
+                maxQueuedPrompts: maxQueuedPrompts ?? 0,
+                whenNoWorker: failIfNoWorker ? .fail : .wait
             )
         )
-        let session = try await global.withClient { client in
-            try await client.createSession(request)
-        }
+        // Retried after a refusal only when --id chose the id (see RetryableCall).
+        let session = try await global.call(.createSession(request))
         if json {
             Console.out(try JSONOutput.document(JSONOutput.SessionJSON(session)))
         } else {

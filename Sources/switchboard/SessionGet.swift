@@ -19,9 +19,7 @@ struct SessionGet: AsyncParsableCommand {
 
     func run() async throws {
         let id = self.id
-        let session = try await global.withClient { client in
-            try await client.getSession(id: id)
-        }
+        let session = try await global.call(.getSession(id: id))
         if json {
             Console.out(try JSONOutput.document(JSONOutput.SessionJSON(session)))
         } else {

@@ -23,18 +23,7 @@ struct SessionList: AsyncParsableCommand {
 
     func run() async throws {
         let selector = self.labels
-        let sessions = try await global.withClient { client in
-            var sessions: [Session] = []
-            var token = ""
-            repeat {
-                let page = try await client.listSessions(
-                    ListSessionsRequest(labelSelector: selector, pageSize: 1000, pageToken: token)
-                )
-                sessions += page.sessions
-                token = page.nextPageToken
-            } while !token.isEmpty
-            return sessions
-        }
+        let sessions = try await global.call(.listAllSessions(labelSelector: selector))
         if json {
             Console.out(try JSONOutput.document(JSONOutput.SessionListJSON(sessions: sessions.map(JSONOutput.SessionJSON.init))))
         } else if sessions.isEmpty {

@@ -24,14 +24,10 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         if let id = session {
-            let status = try await global.withClient { client in
-                try await client.sessionStatus(id: id)
-            }
+            let status = try await global.call(.sessionStatus(id: id))
             Console.out(json ? try JSONOutput.document(JSONOutput.SessionStatusJSON(status)) : Self.render(status))
         } else {
-            let status = try await global.withClient { client in
-                try await client.serverStatus(includeSessions: true)
-            }
+            let status = try await global.call(.serverStatus(includeSessions: true))
             Console.out(json ? try JSONOutput.document(JSONOutput.ServerStatusJSON(status)) : Self.render(status))
         }
     }
@@ -51,6 +47,9 @@ struct StatusCommand: AsyncParsableCommand {
         ])
         if !status.sessions.isEmpty {
             text += "\n" + SessionView.table(status.sessions)
+        }
+        if !status.workers.isEmpty || !status.workerQueues.isEmpty {
+            text += "\n" + WorkerView.table(status.workers, queues: status.workerQueues)
         }
         return text
     }
