@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every scenario of conformance/scenarios.json with every client (Swift, C,
-# Python) against real servers, and prints "N passed, M failed".
+# Python) against real servers, and prints "N passed, M failed, K skipped" (a
+# scenario with a "clients" list is skipped for the other clients).
 #
 #   conformance/run.sh                       build what is needed, run everything
 #   conformance/run.sh --clients c,python    only these clients
@@ -19,7 +20,7 @@ while (($#)); do
   case $1 in
     --clients) clients=${2//,/ }; shift 2 ;;
     --scenario) only+=("$2"); shift 2 ;;
-    -h | --help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 64 ;;
   esac
 done
@@ -55,7 +56,9 @@ for client in $clients; do
   esac
 done
 
-# --- scenarios as lines: name <TAB> server <TAB> key=value ... -----------------
+# --- scenarios as lines: name <TAB> server <TAB> clients <TAB> key=value ... ---
+# clients: "*", or the comma-separated clients a scenario is for ("clients" in
+# the JSON, for features a client library does not offer); others SKIP it.
 scenarios=$(python3 - "$root/conformance/scenarios.json" <<'EOF'
 import json, sys
 doc = json.load(open(sys.argv[1]))
@@ -64,7 +67,7 @@ for name, flags in doc["servers"].items():
 for s in doc["scenarios"]:
     args = [f"{k}={v}" for k, v in s.get("params", {}).items()]
     args += [f"expect.{k}={v}" for k, v in s.get("expect", {}).items()]
-    print("\t".join([s["name"], s["server"]] + args))
+    print("\t".join([s["name"], s["server"], ",".join(s.get("clients", ["*"]))] + args))
 EOF
 )
 
@@ -96,8 +99,8 @@ for name in "${!server_pid[@]}"; do
 done
 
 # --- run -------------------------------------------------------------------------
-passed=0 failed=0 n=0
-declare -A client_passed client_failed
+passed=0 failed=0 skipped=0 n=0
+declare -A client_passed client_failed client_skipped
 failures=()
 while IFS=$'\t' read -r -a fields; do
   name=${fields[0]}
@@ -105,11 +108,16 @@ while IFS=$'\t' read -r -a fields; do
   if ((${#only[@]})) && [[ ! " ${only[*]} " == *" $name "* ]]; then continue; fi
   sock=${server_socket[${fields[1]}]:?"scenario $name: unknown server ${fields[1]}"}
   for client in $clients; do
+    if [[ ${fields[2]} != "*" && ",${fields[2]}," != *",$client,"* ]]; then
+      printf 'SKIP  %-7s %s (not for this client)\n' "$client" "$name"
+      skipped=$((skipped + 1)); client_skipped[$client]=$((${client_skipped[$client]:-0} + 1))
+      continue
+    fi
     n=$((n + 1))
     out="$tmp/out.$n"
     # shellcheck disable=SC2086  # runner[python] is "python3 path"
     if timeout 120 ${runner[$client]} --socket "$sock" --scenario "$name" \
-        "prefix=conf-$client-$$-$n" "${fields[@]:2}" >"$out" 2>&1; then
+        "prefix=conf-$client-$$-$n" "${fields[@]:3}" >"$out" 2>&1; then
       printf 'PASS  %-7s %s\n' "$client" "$name"
       passed=$((passed + 1)); client_passed[$client]=$((${client_passed[$client]:-0} + 1))
     else
@@ -123,7 +131,8 @@ done <<<"$scenarios"
 
 echo
 for client in $clients; do
-  printf '%-7s %d passed, %d failed\n' "$client" "${client_passed[$client]:-0}" "${client_failed[$client]:-0}"
+  printf '%-7s %d passed, %d failed, %d skipped\n' "$client" "${client_passed[$client]:-0}" \
+    "${client_failed[$client]:-0}" "${client_skipped[$client]:-0}"
 done
 if ((failed)); then
   echo "failed: ${failures[*]}"
@@ -131,5 +140,5 @@ if ((failed)); then
     echo "--- server '$name' log (tail)"; tail -n 20 "$tmp/$name.log"
   done
 fi
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 ((failed == 0))

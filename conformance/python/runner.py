@@ -12,6 +12,7 @@ import re
 import socket
 import struct
 import sys
+import threading
 from pathlib import Path
 from typing import Callable, Dict, List
 
@@ -19,12 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python
 
 from switchboard_client import (  # noqa: E402
     Accepted,
+    Assignment,
+    Cancellation,
     Client,
     Finished,
     Output,
     Started,
     StatusCode,
     SwitchboardError,
+    Worker,
+    register,
     switchboard_pb2 as pb,
 )
 
@@ -249,6 +254,115 @@ class Runner:
                         self.e("code"), "prompt")
             turns = c.session_status(sid).turns
             check(len(turns) == 1 and turns[0].stop_reason == self.e("stop_reason"), f"turns {turns}")
+            c.close_session(sid)
+
+    # --- workers -----------------------------------------------------------------
+
+    def register(self, queue: str, capacity: int = 1, **options: object) -> Worker:
+        return register(queue, capacity, socket_path=self.path, client_name="conformance-python-worker",
+                        **options)  # type: ignore[arg-type]
+
+    def next_worker_event(self, worker: Worker) -> object:
+        event = worker.next_event(30)
+        check(event is not None, "no worker event within 30 s")
+        return event
+
+    def worker_register(self) -> None:
+        queue = self.sid("wq")
+        labels = {self.p("label_key"): self.p("label_value")}
+        capacity = int(self.p("capacity"))
+        with self.register(queue, capacity, labels=labels, display_name=self.p("display_name")) as worker:
+            r = worker.registered
+            check(re.fullmatch(self.e("worker_id_pattern"), r.worker_id) is not None, f"worker id {r.worker_id!r}")
+            check(r.heartbeat_interval_ms > 0 and r.heartbeat_timeout_ms > 0, f"registered {r}")
+            with self.connect() as c:
+                info = [w for w in c.server_status().workers if w.worker_id == r.worker_id]
+                check(len(info) == 1, f"worker {r.worker_id} not in status")
+                w = info[0]
+                check(w.task_queue == queue and w.capacity == capacity and w.display_name == self.p("display_name")
+                      and {x.key: x.value for x in w.labels} == labels, f"worker info {w}")
+                queues = [q for q in c.server_status().worker_queues if q.task_queue == queue]
+                check(len(queues) == 1 and queues[0].workers == 1, f"queues {queues}")
+        expect_code(lambda: self.register(self.sid("wq0"), 0), self.e("bad_capacity"), "register capacity 0")
+
+    def worker_serves_turn(self) -> None:
+        queue, prompt = self.sid("wq"), self.p("prompt")
+        labels = {self.p("label_key"): self.p("label_value")}
+        with self.register(queue) as worker, self.connect() as c:
+            sid = self.sid("w")
+            c.create_session(sid, labels=labels, backend=f"worker:{queue}")
+            stream = c.prompt(sid, prompt)
+            seen: List[Assignment] = []
+
+            def serve() -> None:
+                event = self.next_worker_event(worker)
+                assert isinstance(event, Assignment), f"got {event}"
+                seen.append(event)
+                for i, word in enumerate(event.prompt.split(" ")):
+                    worker.output(event.turn_id, (" " if i else "") + word)
+                worker.finish(event.turn_id, self.p("stop_reason"))
+
+            thread = threading.Thread(target=serve, daemon=True)
+            thread.start()
+            events = list(stream)  # raises unless the call ends OK
+            thread.join(10)
+            check(len(seen) == 1, "the worker got no assignment")
+            a = seen[0]
+            check(a.session_id == sid and a.prompt == prompt and a.session_labels == labels and a.deadline_ms > 0,
+                  f"assignment {a}")
+            check(isinstance(events[0], Accepted) and events[0].turn_id == a.turn_id, f"first event {events[0]}")
+            check(isinstance(events[1], Started) and isinstance(events[-1], Finished), f"events {events}")
+            outputs = [e for e in events[2:-1] if isinstance(e, Output)]
+            check(len(outputs) == len(events) - 3, f"events {events}")
+            check([o.sequence for o in outputs] == list(range(1, len(outputs) + 1)), "sequence numbers")
+            check(b"".join(o.data for o in outputs) == prompt.encode(), "output != prompt")
+            f = events[-1]
+            assert isinstance(f, Finished)
+            check(f.turn_id == a.turn_id and f.stop_reason == self.p("stop_reason") and f.chunks == len(outputs)
+                  and f.bytes == len(prompt.encode()), f"finished {f}")
+            check(StatusCode(c.session_status(sid).turns[0].code).name == self.e("code"), "turn code")
+            c.close_session(sid)
+
+    def worker_fail(self) -> None:
+        queue = self.sid("wq")
+        with self.register(queue) as worker, self.connect() as c:
+            sid = self.sid("w")
+            c.create_session(sid, backend=f"worker:{queue}")
+            stream = c.prompt(sid, "fail this")
+            event = self.next_worker_event(worker)
+            check(isinstance(event, Assignment), f"got {event}")
+            assert isinstance(event, Assignment)
+            worker.fail(event.turn_id, StatusCode[self.p("code")], self.p("message"))
+            error = expect_code(lambda: list(stream), self.e("code"), "prompt")
+            check(error.message == self.p("message"), f"message {error.message!r}")
+            c.close_session(sid)
+
+    def worker_cancellation(self) -> None:
+        queue = self.sid("wq")
+        with self.register(queue) as worker, self.connect() as c:
+            sid = self.sid("w")
+            c.create_session(sid, backend=f"worker:{queue}")
+            stream = c.prompt(sid, self.p("prompt"))
+            event = self.next_worker_event(worker)
+            check(isinstance(event, Assignment), f"got {event}")
+            assert isinstance(event, Assignment)
+            worker.output(event.turn_id, "partial")
+            for e in stream:
+                if isinstance(e, Output):
+                    stream.cancel()
+                    break
+            expect_code(lambda: list(stream), self.e("code"), "prompt after cancel")
+            cancel = self.next_worker_event(worker)
+            check(isinstance(cancel, Cancellation) and cancel.turn_id == event.turn_id, f"got {cancel}")
+            check(worker.is_cancelled(event.turn_id), "is_cancelled")
+            # The worker serves the next turn.
+            stream = c.prompt(sid, "next")
+            event = self.next_worker_event(worker)
+            check(isinstance(event, Assignment) and event.prompt == "next", f"got {event}")
+            assert isinstance(event, Assignment)
+            worker.output(event.turn_id, "next")
+            worker.finish(event.turn_id)
+            check(b"".join(stream.output()) == b"next", "next turn output")
             c.close_session(sid)
 
     # --- errors ------------------------------------------------------------------

@@ -10,6 +10,10 @@
 Messages (``Session``, ``ServerStatus``, ...) are the generated protobuf
 classes in :mod:`switchboard_client.switchboard_pb2`; errors are
 :class:`SwitchboardError` with ``.code``, ``.code_name`` and ``.message``.
+
+Workers (sessions with backend ``worker:QUEUE``): :func:`register` returns a
+:class:`Worker` that yields :class:`Assignment` / :class:`Cancellation` events
+and answers heartbeats on a background thread; see :mod:`switchboard_client.worker`.
 """
 
 from . import switchboard_pb2
@@ -26,9 +30,12 @@ from .client import (
     default_socket_path,
 )
 from .errors import StatusCode, SwitchboardError, code_name
+from .worker import Assignment, Cancellation, Worker, WorkerEvent, register
 
 __all__ = [
     "Accepted",
+    "Assignment",
+    "Cancellation",
     "Client",
     "DEFAULT_MAX_FRAME_SIZE",
     "Finished",
@@ -41,6 +48,9 @@ __all__ = [
     "SwitchboardError",
     "code_name",
     "default_socket_path",
+    "register",
     "switchboard_pb2",
+    "Worker",
+    "WorkerEvent",
 ]
 __version__ = "0.1.0"

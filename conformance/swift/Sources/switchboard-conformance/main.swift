@@ -315,6 +315,161 @@ struct Runner {
         }
     }
 
+    // MARK: workers
+
+    func withWorker<R: Sendable>(
+        _ queue: String, capacity: UInt32 = 1, labels: [Label] = [], displayName: String = "",
+        _ body: (WorkerSession) async throws -> R
+    ) async throws -> R {
+        var configuration = ClientConfiguration()
+        configuration.clientName = "conformance-swift-worker"
+        let worker = try await WorkerSession.connect(
+            socketPath: socketPath,
+            register: WorkerRegister(taskQueue: queue, capacity: capacity, labels: labels, displayName: displayName),
+            configuration: configuration
+        )
+        do {
+            let result = try await body(worker)
+            await worker.close()
+            return result
+        } catch {
+            await worker.close()
+            throw error
+        }
+    }
+
+    func worker_register() async throws {
+        let queue = sid("wq")
+        let label = Label(key: try p("label_key"), value: try p("label_value"))
+        let capacity = UInt32(try n("capacity"))
+        let displayName = try p("display_name")
+        let pattern = try Regex(try e("worker_id_pattern"))
+        try await withWorker(queue, capacity: capacity, labels: [label], displayName: displayName) { worker in
+            try check(worker.workerID.wholeMatch(of: pattern) != nil, "worker id \(worker.workerID)")
+            try check(worker.registered.heartbeatIntervalMs > 0 && worker.registered.heartbeatTimeoutMs > 0,
+                      "registered \(worker.registered)")
+            try await withClient { client in
+                let status = try await client.serverStatus()
+                let info = status.workers.filter { $0.workerID == worker.workerID }
+                try check(info.count == 1, "worker \(worker.workerID) not in status")
+                try check(info[0].taskQueue == queue && info[0].capacity == capacity && info[0].labels == [label]
+                          && info[0].displayName == displayName, "worker info \(info[0])")
+                let queues = status.workerQueues.filter { $0.taskQueue == queue }
+                try check(queues.count == 1 && queues[0].workers == 1, "queues \(queues)")
+            }
+        }
+        try await expectCode(try e("bad_capacity"), "register capacity 0") {
+            try await withWorker(sid("wq0"), capacity: 0) { _ in }
+        }
+    }
+
+    func worker_serves_turn() async throws {
+        let queue = sid("wq")
+        let id = sid("w")
+        let prompt = try p("prompt")
+        let stopReason = try p("stop_reason")
+        let label = Label(key: try p("label_key"), value: try p("label_value"))
+        let code = try e("code")
+        try await withWorker(queue) { worker in
+            try await withClient { client in
+                _ = try await client.createSession(CreateSessionRequest(sessionID: id, labels: [label], settings: SessionSettings(backend: "worker:\(queue)")))
+                let prompting = Task { () throws -> [PromptEvent] in
+                    var events: [PromptEvent] = []
+                    for try await event in client.prompt(sessionID: id, prompt) { events.append(event) }  // throws unless OK
+                    return events
+                }
+                var commands = worker.events.makeAsyncIterator()
+                guard case .assignment(let a)? = try await commands.next() else { throw Failure("no assignment") }
+                try check(a.sessionID == id && a.prompt == prompt && a.sessionLabels == [label] && a.deadlineMs > 0, "assignment \(a)")
+                for (i, word) in prompt.split(separator: " ", omittingEmptySubsequences: false).enumerated() {
+                    try await worker.output(turnID: a.turnID, Array(((i > 0 ? " " : "") + word).utf8))
+                }
+                try await worker.finish(turnID: a.turnID, stopReason: stopReason)
+                let events = try await prompting.value
+                guard events.count >= 3, case .accepted(let accepted) = events[0], case .started(let startedID) = events[1],
+                      case .finished(let finished) = events[events.count - 1] else {
+                    throw Failure("events \(events)")
+                }
+                try check(accepted.turnID == a.turnID && startedID == a.turnID && finished.turnID == a.turnID, "turn ids differ")
+                var bytes: [UInt8] = []
+                var sequence: UInt64 = 0
+                for event in events[2..<(events.count - 1)] {
+                    guard case .output(let chunk) = event else { throw Failure("not output: \(event)") }
+                    try check(chunk.sequence == sequence + 1, "sequence \(chunk.sequence) after \(sequence)")
+                    sequence = chunk.sequence
+                    bytes += chunk.data
+                }
+                try check(bytes == Array(prompt.utf8), "output != prompt")
+                try check(finished.stopReason == stopReason && finished.chunks == sequence
+                          && finished.bytes == UInt64(prompt.utf8.count), "finished \(finished)")
+                let turns = try await client.sessionStatus(id: id).turns
+                try check(turns.count == 1 && turns[0].code.name == code, "turns \(turns)")
+                _ = try await client.closeSession(id: id)
+            }
+        }
+    }
+
+    func worker_fail() async throws {
+        let queue = sid("wq")
+        let id = sid("w")
+        let message = try p("message")
+        guard let code = (0...16).map({ StatusCode(rawValue: $0) }).first(where: { $0.name == (try? p("code")) }) else {
+            throw Failure("unknown code")
+        }
+        let want = try e("code")
+        try await withWorker(queue) { worker in
+            try await withClient { client in
+                _ = try await client.createSession(CreateSessionRequest(sessionID: id, settings: SessionSettings(backend: "worker:\(queue)")))
+                let prompting = Task { () throws -> String in try await output(client.prompt(sessionID: id, "fail this")) }
+                var commands = worker.events.makeAsyncIterator()
+                guard case .assignment(let a)? = try await commands.next() else { throw Failure("no assignment") }
+                try await worker.fail(turnID: a.turnID, code: code, message: message)
+                let error = try await expectCode(want, "prompt") { _ = try await prompting.value }
+                try check(error.message == message, "message \(error.message)")
+                _ = try await client.closeSession(id: id)
+            }
+        }
+    }
+
+    func worker_cancellation() async throws {
+        let queue = sid("wq")
+        let id = sid("w")
+        let prompt = try p("prompt")
+        let code = try e("code")
+        try await withWorker(queue) { worker in
+            try await withClient { client in
+                _ = try await client.createSession(CreateSessionRequest(sessionID: id, settings: SessionSettings(backend: "worker:\(queue)")))
+                // Cancelling the iterating task cancels the call (a Cancel frame).
+                let prompting = Task { () -> SwitchboardError? in
+                    do {
+                        for try await event in client.prompt(sessionID: id, prompt) {
+                            if case .output = event { withUnsafeCurrentTask { $0?.cancel() } }
+                        }
+                        return nil
+                    } catch let error as SwitchboardError {
+                        return error
+                    } catch {
+                        return SwitchboardError(code: .unknown, message: "\(error)")
+                    }
+                }
+                var commands = worker.events.makeAsyncIterator()
+                guard case .assignment(let a)? = try await commands.next() else { throw Failure("no assignment") }
+                try await worker.output(turnID: a.turnID, Array("partial".utf8))
+                let error = await prompting.value
+                try check(error?.code.name == code, "prompt ended with \(String(describing: error)), want \(code)")
+                guard case .cancellation(let turnID, _)? = try await commands.next() else { throw Failure("no cancellation") }
+                try check(turnID == a.turnID, "cancellation of \(turnID), want \(a.turnID)")
+                // The worker serves the session's next turn.
+                let next = Task { () throws -> String in try await output(client.prompt(sessionID: id, "next")) }
+                guard case .assignment(let b)? = try await commands.next() else { throw Failure("no second assignment") }
+                try await worker.output(turnID: b.turnID, Array("next".utf8))
+                try await worker.finish(turnID: b.turnID)
+                try check(try await next.value == "next", "next turn output")
+                _ = try await client.closeSession(id: id)
+            }
+        }
+    }
+
     // MARK: errors
 
     func error_not_found() async throws {
@@ -568,6 +723,10 @@ let scenarios: [String: (Runner) async throws -> Void] = [
     "bad_frame_oversized": { try await $0.bad_frame() },
     "bad_frame_garbage": { try await $0.bad_frame() },
     "bad_frame_empty": { try await $0.bad_frame() },
+    "worker_register": { try await $0.worker_register() },
+    "worker_serves_turn": { try await $0.worker_serves_turn() },
+    "worker_fail": { try await $0.worker_fail() },
+    "worker_cancellation": { try await $0.worker_cancellation() },
 ]
 guard let run = scenarios[scenario] else {
     printError("unknown scenario \(scenario)")
