@@ -11,6 +11,8 @@ pkg-config --exists libprotobuf-c 2>/dev/null || missing+=(libprotobuf-c-dev)
 command -v protoc-c >/dev/null || missing+=(protobuf-c-compiler)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v setpriv >/dev/null || missing+=(util-linux)
+# The systemd tests run the real systemd-socket-activate and systemd-analyze.
+{ command -v systemd-socket-activate && command -v systemd-analyze; } >/dev/null || missing+=(systemd)
 # The C and Python clients (clients/c, clients/python) and the conformance suite:
 command -v protoc >/dev/null || missing+=(protobuf-compiler)  # clients/python/generate.sh
 command -v make >/dev/null || missing+=(make)
