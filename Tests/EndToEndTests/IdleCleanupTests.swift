@@ -9,29 +9,30 @@ extension EndToEnd {
         /// queued behind it) survives every sweep and finishes both turns.
         @Test("idle sessions are removed; busy and queued sessions are not")
         func idleSessionsGoBusyOnesStay() async throws {
-            try await withServer(["--idle-timeout", "1s", "--idle-sweep-interval", "200ms", "--echo-delay", "100ms"]) { server in
+            try await withServer(["--idle-timeout", "1s", "--idle-sweep-interval", "200ms", "--echo-delay", "\(TestTimeScale.ms(100))ms"]) { server in
                 for id in ["idle", "busy"] {
                     let create = try await server.cli(["session", "create", "--id", id])
                     try #require(create.status == 0, "\(create)")
                 }
-                // 25 tokens at 100 ms: about 2.5 s, well past the 1 s idle timeout.
+                // 25 tokens at 100 ms: about 2.5 s (times the time scale), well past the
+                // 1 s idle timeout.
                 let longWords = (1...25).map { "w\($0)" }
                 let long = try server.startCLI(["prompt", "--session", "busy"] + longWords)
                 let longStarted = ContinuousClock.now
-                let busy = try await eventually(timeout: .seconds(10)) {
+                let busy = try await eventually(timeout: TestTimeScale.seconds(10)) {
                     let get = try await server.cli(["session", "get", "busy", "--json"])
                     return try get.status == 0 && jsonState(try jsonObject(get.stdout)["state"], is: "busy")
                 }
                 try #require(busy, "session busy never became busy")
                 let queued = try server.startCLI(["prompt", "--session", "busy", "q1", "q2", "q3"])
-                let isQueued = try await eventually(timeout: .seconds(10)) {
+                let isQueued = try await eventually(timeout: TestTimeScale.seconds(10)) {
                     let get = try await server.cli(["session", "get", "busy", "--json"])
                     return try get.status == 0 && jsonInt(try jsonObject(get.stdout)["queued_prompts"]) == 1
                 }
                 #expect(isQueued, "the second prompt never showed up as queued")
 
                 // The idle session disappears (polled with `list`, which does not touch it).
-                let gone = try await eventually(timeout: .seconds(8), interval: .milliseconds(100)) {
+                let gone = try await eventually(timeout: TestTimeScale.seconds(8), interval: .milliseconds(100)) {
                     let list = try await server.cli(["session", "list", "--json"])
                     let ids = (try jsonObject(list.stdout)["sessions"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
                     return !ids.contains("idle")
@@ -47,15 +48,15 @@ extension EndToEnd {
                 let getBusy = try await server.cli(["session", "get", "busy", "--json"])
                 #expect(getBusy.status == 0, "busy session was removed while its turn ran: \(getBusy)")
 
-                let longResult = await long.finish(timeout: .seconds(20))
+                let longResult = await long.finish(timeout: TestTimeScale.seconds(20))
                 #expect(longResult.status == 0, "\(longResult)")
                 #expect(words(longResult.stdout) == longWords, "\(longResult)")
-                let queuedResult = await queued.finish(timeout: .seconds(20))
+                let queuedResult = await queued.finish(timeout: TestTimeScale.seconds(20))
                 #expect(queuedResult.status == 0, "\(queuedResult)")
                 #expect(words(queuedResult.stdout) == ["q1", "q2", "q3"], "\(queuedResult)")
 
                 // Once idle, it too is cleaned up.
-                let busyGone = try await eventually(timeout: .seconds(8), interval: .milliseconds(100)) {
+                let busyGone = try await eventually(timeout: TestTimeScale.seconds(8), interval: .milliseconds(100)) {
                     let list = try await server.cli(["session", "list", "--json"])
                     let ids = (try jsonObject(list.stdout)["sessions"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
                     return !ids.contains("busy")

@@ -11,14 +11,14 @@ extension EndToEnd {
         /// before it: nothing waits on another session's turn.
         @Test("status, sessions and other prompts complete while a long turn runs")
         func othersCompleteDuringALongTurn() async throws {
-            try await withServer(["--echo-delay", "100ms"]) { server in
+            try await withServer(["--echo-delay", "\(TestTimeScale.ms(100))ms"]) { server in
                 let create = try await server.cli(["session", "create", "--id", "alpha"])
                 try #require(create.status == 0, "\(create)")
 
-                // 50 tokens at 100 ms: the turn takes about 5 s.
+                // 50 tokens at 100 ms: the turn takes about 5 s (times the time scale).
                 let longWords = (1...50).map { "a\($0)" }
                 let long = try server.startCLI(["prompt", "--session", "alpha"] + longWords)
-                let running = try await eventually(timeout: .seconds(10)) {
+                let running = try await eventually(timeout: TestTimeScale.seconds(10)) {
                     let get = try await server.cli(["session", "get", "alpha", "--json"])
                     return try get.status == 0 && jsonState(try jsonObject(get.stdout)["state"], is: "busy")
                 }
@@ -46,7 +46,7 @@ extension EndToEnd {
                 let getAlpha = try #require(others.first { $0.arguments == ["session", "get", "alpha", "--json"] })
                 let list = try #require(others.first { $0.arguments == ["session", "list", "--json"] })
 
-                let longResult = await long.finish(timeout: .seconds(30))
+                let longResult = await long.finish(timeout: TestTimeScale.seconds(30))
                 #expect(longResult.status == 0, "\(longResult)")
                 #expect(words(longResult.stdout) == longWords, "\(longResult)")
 

@@ -2,7 +2,7 @@ import SwitchboardClient
 import SwitchboardProtocol
 import Testing
 
-@Suite("Many calls on one client", .timeLimit(.minutes(1)))
+@Suite("Many calls on one client", .timeLimit(.minutes(TestTimeScale.hangGuardMinutes)))
 struct ConcurrencyTests {
     @Test("50 unary calls and 5 prompts at once on one connection all complete correctly")
     func unaryAndStreamsAtOnce() async throws {

@@ -3,7 +3,7 @@ import SwitchboardClient
 import SwitchboardProtocol
 import Testing
 
-@Suite("Connection life cycle", .timeLimit(.minutes(1)))
+@Suite("Connection life cycle", .timeLimit(.minutes(TestTimeScale.hangGuardMinutes)))
 struct ConnectionTests {
     @Test("connecting to a missing path fails with UNAVAILABLE naming the path")
     func missingPath() async throws {

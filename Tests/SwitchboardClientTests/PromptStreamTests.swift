@@ -50,7 +50,7 @@ func words(_ count: Int, prefix: String = "w") -> String {
     (1...count).map { "\(prefix)\($0)" }.joined(separator: " ")
 }
 
-@Suite("Prompt streams", .timeLimit(.minutes(1)))
+@Suite("Prompt streams", .timeLimit(.minutes(TestTimeScale.hangGuardMinutes)))
 struct PromptStreamTests {
     @Test("a prompt streams accepted, started, output 1…n and finished; the chunks are the prompt")
     func streamsInOrder() async throws {

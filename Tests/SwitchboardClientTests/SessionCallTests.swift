@@ -2,7 +2,7 @@ import SwitchboardClient
 import SwitchboardProtocol
 import Testing
 
-@Suite("Session calls over a real socket", .timeLimit(.minutes(1)))
+@Suite("Session calls over a real socket", .timeLimit(.minutes(TestTimeScale.hangGuardMinutes)))
 struct SessionCallTests {
     @Test("the handshake exposes the server's Welcome; ping round-trips")
     func handshakeAndPing() async throws {

@@ -70,11 +70,13 @@ struct TimeoutTests {
     @Test("a slow reader is backpressure, not a stall")
     func slowSinkIsNotAStall() async throws {
         let harness = Harness()
-        try harness.createSession("s", backend: "echo", settings: SessionSettings(stallTimeoutMs: 50))
+        // Each chunk's sink suspends three times the stall timeout; the margin for
+        // the backend's own gaps (250 ms) holds even on a loaded 2-core machine.
+        try harness.createSession("s", backend: "echo", settings: SessionSettings(stallTimeoutMs: 250))
         let turn = try harness.submit("s", "a b c")
         let outcome = await value(of: Task {
             await turn.run { event in
-                if case .output = event { try await Task.sleep(for: .milliseconds(150)) }
+                if case .output = event { try await Task.sleep(for: .milliseconds(750)) }
             }
         })
         #expect(outcome.code == .ok, "\(outcome.message)")

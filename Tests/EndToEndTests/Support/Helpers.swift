@@ -7,7 +7,7 @@ import Testing
 /// All end-to-end suites hang under this one, serialized: every test starts real
 /// processes, and their ordering checks should not compete with each other for
 /// the two CPUs.
-@Suite("End to end (real switchboard processes)", .serialized, .timeLimit(.minutes(1)))
+@Suite("End to end (real switchboard processes)", .serialized, .timeLimit(.minutes(TestTimeScale.hangGuardMinutes)))
 enum EndToEnd {}
 
 // MARK: - JSON output of the CLI
