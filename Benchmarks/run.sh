@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# Switchboard's benchmarks: one command, every system, the same pinning.
+#
+#   Benchmarks/run.sh            full run (release builds; ~15 min on a fresh 2-core machine,
+#                                 most of it grpc-swift-2's first release build)
+#   Benchmarks/run.sh --quick    Switchboard only, debug build, a few seconds of load,
+#                                 no figures asserted (scripts/test.sh runs this)
+#
+# Options: --reps N (default 3)  --skip-grpc  --skip-micro  --skip-build
+#          --out DIR (default Benchmarks/results)  --only-pin same|split
+# Env:     SWITCHBOARD_SCRATCH  scratch path of the main package's build (default .build)
+#          SWITCHBOARD_SERVER_BIN, SWITCHBOARD_BENCH_BIN: use these binaries instead (with
+#          --skip-build: before/after comparisons of the same script)
+#
+# Systems: raw (Benchmarks/raw/rawbench.c: the physical limit), Switchboard through the
+# Swift client (switchboard-bench) and the C client (Benchmarks/cclient, when clients/c
+# exists), grpc-swift-2 (grpc-peer) in its default configuration and with NIO as the
+# global executor. Pinning: "same" = server and client on CPU 0; "split" = server on
+# CPU 0, client on CPU 1. Every figure is the median of --reps runs, with min and max.
+# Output: a table on stdout, $OUT/latest.json, $OUT/latest.md, $OUT/latency.png.
+set -euo pipefail
+
+bench_dir=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$bench_dir/.." && pwd)
+cd "$repo"
+
+quick=0 reps=3 skip_grpc=0 skip_micro=0 skip_build=0 only_pin=""
+out="$bench_dir/results"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --reps) reps=$2; shift ;;
+    --skip-grpc) skip_grpc=1 ;;
+    --skip-micro) skip_micro=1 ;;
+    --skip-build) skip_build=1 ;;
+    --out) out=$2; shift ;;
+    --only-pin) only_pin=$2; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 64 ;;
+  esac
+  shift
+done
+
+log() { printf '==> %s\n' "$*" >&2; }
+ncpu=$(nproc)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# ------------------------------------------------------------------ build
+if [ "$quick" = 1 ]; then
+  # Debug everything; the main package's debug build (scripts/test.sh made it) is reused.
+  config=debug
+  scratch="$bench_dir/.build-quick"
+  export SWITCHBOARD_BENCH_QUICK=1
+else
+  config=release
+  scratch="$bench_dir/.build"
+fi
+
+# The server binary comes from the main package's own scratch path (.build, shared with
+# scripts/serve.sh and scripts/test.sh); SWITCHBOARD_SCRATCH overrides it.
+main_scratch=${SWITCHBOARD_SCRATCH:-$repo/.build}
+if [ "$skip_build" = 0 ]; then
+  log "build switchboard ($config)"
+  swift build -c "$config" --scratch-path "$main_scratch" --product switchboard >&2
+  log "build switchboard-bench ($config)"
+  swift build -c "$config" --package-path "$bench_dir" --scratch-path "$scratch" --product switchboard-bench >&2
+  if [ "$quick" = 0 ]; then
+    if [ "$skip_grpc" = 0 ]; then
+      log "build grpc-peer (release; grpc-swift-2's first build takes minutes)"
+      swift build -c release --package-path "$bench_dir" --scratch-path "$scratch" --product grpc-peer >&2
+    fi
+  fi
+fi
+server_bin=${SWITCHBOARD_SERVER_BIN:-"$(swift build -c "$config" --scratch-path "$main_scratch" --show-bin-path)/switchboard"}
+bin_dir="$(swift build -c "$config" --package-path "$bench_dir" --scratch-path "$scratch" --show-bin-path)"
+sbbench=${SWITCHBOARD_BENCH_BIN:-"$bin_dir/switchboard-bench"}
+grpcpeer="$bin_dir/grpc-peer"
+
+work=$(mktemp -d /tmp/sbbench.XXXXXX)
+trap 'jobs -p | xargs -r kill 2>/dev/null || true; rm -rf "$work"' EXIT
+raw_bin="$work/rawbench"
+if [ "$quick" = 0 ]; then
+  cc -O2 -Wall -Wextra -o "$raw_bin" "$bench_dir/raw/rawbench.c"
+  cbench_bin=""
+  if [ -f "$repo/clients/c/include/switchboard.h" ] && [ -f "$bench_dir/cclient/build.sh" ]; then
+    if cbench_bin=$("$bench_dir/cclient/build.sh" "$work") ; then
+      log "C client benchmark: $cbench_bin"
+    else
+      log "C client benchmark: build failed, skipped"
+      cbench_bin=""
+    fi
+  else
+    log "C client benchmark: clients/c not present, skipped (gap in the results)"
+  fi
+fi
+
+# ------------------------------------------------------------------ helpers
+sock="$work/s.sock"
+jsonl="$work/results.jsonl"
+samples_dir="$work/samples"
+mkdir -p "$samples_dir"
+: >"$jsonl"
+
+server_pid=""
+# start_server PIN CMD... : start a server pinned to PIN, wait until it answers.
+start_server() {
+  local pin=$1 kind=$2; shift 2
+  rm -f "$sock"
+  taskset -c "$pin" "$@" >>"$work/server.log" 2>&1 &
+  server_pid=$!
+  case "$kind" in
+    switchboard) "$sbbench" wait --socket "$sock" ;;
+    grpc) "$grpcpeer" wait --socket "$sock" ;;
+    raw) for _ in $(seq 1 2000); do [ -S "$sock" ] && break; sleep 0.005; done ;;
+  esac
+}
+stop_server() {
+  [ -n "$server_pid" ] || return 0
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+# record SYSTEM PIN VARIANT REP CMD... : run a client, label each JSON line it prints.
+record() {
+  local system=$1 pin=$2 variant=$3 rep=$4; shift 4
+  local output
+  if ! output=$("$@"); then
+    # Not fatal: the figure shows as "not measured" (quick mode counts its results).
+    echo "run.sh: $system/$variant ($pin) FAILED: $*" >&2
+    return 0
+  fi
+  while IFS= read -r line; do
+    case "$line" in
+      "{"*) printf '{"system":"%s","pin":"%s","variant":"%s","rep":%s,%s\n' \
+              "$system" "$pin" "$variant" "$rep" "${line#\{}" >>"$jsonl"
+            printf '   %-12s %-5s %-18s %s\n' "$system" "$pin" "$variant" "$line" >&2 ;;
+    esac
+  done <<<"$output"
+}
+
+serve_args=(serve --socket "$sock" --backend echo)
+
+# ------------------------------------------------------------------ quick mode
+if [ "$quick" = 1 ]; then
+  log "quick: Switchboard only, debug build, tiny loads (no figures asserted)"
+  start_server 0 switchboard "$server_bin" "${serve_args[@]}"
+  record switchboard quick unary-seq 1 "$sbbench" unary --socket "$sock" --calls 300 --warmup 20
+  record switchboard quick unary-c16 1 "$sbbench" unary --socket "$sock" --calls 320 --concurrency 16 --warmup 20
+  record switchboard quick stream 1 "$sbbench" stream --socket "$sock" --chunks 3000
+  record switchboard quick sessions 1 "$sbbench" sessions --socket "$sock" --server-pid "$server_pid" --count 200
+  record switchboard quick connections 1 "$sbbench" connections --socket "$sock" --server-pid "$server_pid" --count 20
+  stop_server
+  start_server 0 switchboard "$server_bin" "${serve_args[@]}" --echo-delay 100ms
+  record switchboard quick busy-status 1 "$sbbench" busy-status --socket "$sock" --sessions 20 --words 1000 --calls 100 --warmup 10 \
+    --interval-us 0 --settle-ms 200
+  stop_server
+  record switchboard quick startup 1 "$sbbench" startup --socket "$sock" -- "$server_bin" "${serve_args[@]}"
+  lines=$(wc -l <"$jsonl")
+  if [ "$lines" -lt 7 ]; then
+    echo "run.sh --quick: expected 7 results, got $lines" >&2
+    exit 1
+  fi
+  log "quick: $lines results, harness OK"
+  exit 0
+fi
+
+# ------------------------------------------------------------------ full run
+mkdir -p "$out"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+log "load average before the run: $load_before (other work on the machine skews every figure)"
+if [ "$ncpu" -ge 2 ]; then pins=(same split); else pins=(same); fi
+[ -n "$only_pin" ] && pins=("$only_pin")
+
+UNARY_CALLS=20000 CONC_CALLS=32000 STREAM_CHUNKS=100000 RAW_STREAM_FRAMES=1000000
+GRPC_STREAM_CHUNKS=20000
+
+for pin in "${pins[@]}"; do
+  spin=0
+  if [ "$pin" = same ]; then cpin=0; else cpin=1; fi
+  client=(taskset -c "$cpin")
+  for rep in $(seq 1 "$reps"); do
+    log "pinning $pin (server CPU $spin, client CPU $cpin), repetition $rep/$reps"
+
+    # raw limit
+    start_server "$spin" raw "$raw_bin" serve "$sock"
+    record raw "$pin" unary-seq "$rep" "${client[@]}" "$raw_bin" pingpong "$sock" 100000 10000 "$samples_dir/raw-$pin-$rep.txt"
+    record raw "$pin" unary-c16 "$rep" "${client[@]}" "$raw_bin" pipelined "$sock" 200000 16
+    record raw "$pin" stream-single "$rep" "${client[@]}" "$raw_bin" stream "$sock" "$RAW_STREAM_FRAMES" single
+    record raw "$pin" stream-batched "$rep" "${client[@]}" "$raw_bin" stream "$sock" "$RAW_STREAM_FRAMES" batched
+    stop_server
+
+    # Switchboard, Swift client (and C client)
+    start_server "$spin" switchboard "$server_bin" "${serve_args[@]}"
+    record switchboard "$pin" unary-seq "$rep" "${client[@]}" "$sbbench" unary --socket "$sock" --calls "$UNARY_CALLS" \
+      --samples "$samples_dir/switchboard-$pin-$rep.txt"
+    record switchboard "$pin" unary-c16 "$rep" "${client[@]}" "$sbbench" unary --socket "$sock" --calls "$CONC_CALLS" --concurrency 16
+    record switchboard "$pin" stream "$rep" "${client[@]}" "$sbbench" stream --socket "$sock" --chunks "$STREAM_CHUNKS"
+    # The same Swift client with NIO as the global executor (no loop -> pool hop per call).
+    record switchboard-nio "$pin" unary-seq "$rep" "${client[@]}" "$sbbench" unary --socket "$sock" --calls "$UNARY_CALLS" \
+      --nio-executor --samples "$samples_dir/switchboard-nio-$pin-$rep.txt"
+    record switchboard-nio "$pin" unary-c16 "$rep" "${client[@]}" "$sbbench" unary --socket "$sock" --calls "$CONC_CALLS" \
+      --concurrency 16 --nio-executor
+    record switchboard-nio "$pin" stream "$rep" "${client[@]}" "$sbbench" stream --socket "$sock" --chunks "$STREAM_CHUNKS" --nio-executor
+    if [ -n "${cbench_bin:-}" ]; then
+      record switchboard-c "$pin" unary-seq "$rep" "${client[@]}" "$cbench_bin" unary "$sock" "$UNARY_CALLS" \
+        "$samples_dir/switchboard-c-$pin-$rep.txt" || true
+      record switchboard-c "$pin" unary-c16 "$rep" "${client[@]}" "$cbench_bin" unary "$sock" "$CONC_CALLS" - 16 || true
+      record switchboard-c "$pin" stream "$rep" "${client[@]}" "$cbench_bin" stream "$sock" "$STREAM_CHUNKS" || true
+    fi
+    stop_server
+
+    # status while 1,000 sessions are mid-turn, against the idle server (same flags)
+    start_server "$spin" switchboard "$server_bin" "${serve_args[@]}" --echo-delay 100ms
+    record switchboard "$pin" status-idle "$rep" "${client[@]}" "$sbbench" busy-status --socket "$sock" --sessions 0 --calls 5000 \
+      --samples "$samples_dir/status-idle-$pin-$rep.txt"
+    stop_server
+    start_server "$spin" switchboard "$server_bin" "${serve_args[@]}" --echo-delay 100ms
+    record switchboard "$pin" status-busy "$rep" "${client[@]}" "$sbbench" busy-status --socket "$sock" --sessions 1000 \
+      --words 1000 --calls 5000 --samples "$samples_dir/status-busy-$pin-$rep.txt"
+    stop_server
+
+    # startup: process start to first answered status call
+    record switchboard "$pin" startup "$rep" "${client[@]}" "$sbbench" startup --socket "$sock" -- \
+      taskset -c "$spin" "$server_bin" "${serve_args[@]}"
+
+    # memory (pinning does not change it: measured under "split" only)
+    if [ "$pin" = split ] || [ "${#pins[@]}" = 1 ]; then
+      start_server "$spin" switchboard "$server_bin" "${serve_args[@]}"
+      record switchboard "$pin" sessions "$rep" "${client[@]}" "$sbbench" sessions --socket "$sock" --server-pid "$server_pid" --count 100000
+      stop_server
+      start_server "$spin" switchboard "$server_bin" "${serve_args[@]}"
+      record switchboard "$pin" connections "$rep" "${client[@]}" "$sbbench" connections --socket "$sock" --server-pid "$server_pid" --count 1000
+      stop_server
+    fi
+
+    # grpc-swift-2, default and with NIO as the global executor
+    if [ "$skip_grpc" = 0 ]; then
+      for variant in default nio-executor; do
+        flag=()
+        [ "$variant" = nio-executor ] && flag=(--nio-executor)
+        start_server "$spin" grpc "$grpcpeer" serve --socket "$sock" "${flag[@]}"
+        record "grpc-$variant" "$pin" unary-seq "$rep" "${client[@]}" "$grpcpeer" unary --socket "$sock" --calls "$UNARY_CALLS" \
+          --samples "$samples_dir/grpc-$variant-$pin-$rep.txt" "${flag[@]}"
+        record "grpc-$variant" "$pin" unary-c16 "$rep" "${client[@]}" "$grpcpeer" unary --socket "$sock" --calls "$CONC_CALLS" \
+          --concurrency 16 "${flag[@]}"
+        record "grpc-$variant" "$pin" stream "$rep" "${client[@]}" "$grpcpeer" stream --socket "$sock" --chunks "$GRPC_STREAM_CHUNKS" "${flag[@]}"
+        stop_server
+      done
+    fi
+  done
+done
+
+# ------------------------------------------------------------------ micro-benchmarks
+micro_json="$work/micro.txt"
+if [ "$skip_micro" = 0 ]; then
+  log "micro-benchmarks (ordo-one/benchmark): check against the committed Thresholds/, then record this run's p90s"
+  mkdir -p "$work/micro-now"
+  if ( cd "$bench_dir" && taskset -c 0 swift package --scratch-path "$scratch" --disable-sandbox benchmark \
+        thresholds check --path Thresholds --no-progress ) >"$micro_json" 2>&1; then
+    echo 1 >"$work/micro.ok"
+  else
+    echo 0 >"$work/micro.ok"
+  fi
+  grep -v '^\[' "$micro_json" | tail -30 >&2 || true
+  ( cd "$bench_dir" && taskset -c 0 swift package --scratch-path "$scratch" --disable-sandbox \
+      --allow-writing-to-directory "$work/micro-now" benchmark thresholds update --path "$work/micro-now" --no-progress ) \
+      >>"$micro_json" 2>&1 || log "micro-benchmarks: recording this run's figures failed (see $out/raw/micro.txt)"
+fi
+
+# ------------------------------------------------------------------ report
+mkdir -p "$out/raw"
+cp "$jsonl" "$out/raw/results.jsonl"
+cp -r "$samples_dir" "$out/raw/"
+[ -f "$micro_json" ] && cp "$micro_json" "$out/raw/micro.txt"
+[ -d "$work/micro-now" ] && cp -r "$work/micro-now" "$out/raw/"
+commit=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$repo" status --porcelain 2>/dev/null | grep -qv '^??' && echo "+uncommitted changes" || true)
+python3 "$bench_dir/report.py" --results "$jsonl" --samples "$samples_dir" --out "$out" \
+  --commit "$commit$dirty" --reps "$reps" --micro "$micro_json" --micro-now "$work/micro-now" \
+  --thresholds "$bench_dir/Thresholds" --load-before "$load_before" --load-after "$(cut -d' ' -f1-3 /proc/loadavg)"

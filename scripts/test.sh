@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The README's test command: everything CI runs.
+#   1. installs what is missing (scripts/bootstrap.sh)
+#   2. checks the committed protoc-c output against a fresh regeneration
+#   3. builds everything and fails on any compiler warning in our code
+#   4. runs the whole test suite (unit, socket, end-to-end process tests), the C
+#      client's tests (ASan + UBSan), the Python client's tests, and the
+#      conformance suite with every client (conformance/run.sh)
+#   5. runs the benchmark harness in its quick mode (Benchmarks/run.sh --quick:
+#      Switchboard only, debug build, seconds of load, no figures asserted)
+#   6. runs the in-process suites again under Thread Sanitizer
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "bootstrap"
+scripts/bootstrap.sh
+
+step "generated code is up to date"
+scripts/generate-protos.sh --check
+
+step "build (warnings are errors in our code)"
+log=$(mktemp)
+swift build --build-tests 2>&1 | tee "$log"
+if grep -E '^/.*(Sources|Tests)/.*: warning:' "$log" | grep -v '/.build' ; then
+  echo "test: compiler warnings in Switchboard code (above)" >&2
+  exit 1
+fi
+
+step "swift test"
+swift test --skip-build
+
+# The clients and the conformance suite run against the debug server just built.
+switchboard_bin="$(swift build --show-bin-path)/switchboard"
+
+step "C client tests under AddressSanitizer + UBSan (make -C clients/c test)"
+make -C clients/c test SWITCHBOARD_BIN="$switchboard_bin"
+
+step "Python client tests (pytest clients/python/tests)"
+SWITCHBOARD_BIN="$switchboard_bin" python3 -m pytest -q -p no:cacheprovider clients/python/tests
+
+step "conformance: every scenario with the Swift, C and Python clients"
+SWITCHBOARD_BIN="$switchboard_bin" conformance/run.sh
+
+step "benchmark harness, quick mode (Benchmarks/run.sh --quick)"
+Benchmarks/run.sh --quick
+
+step "swift test --sanitize=thread (every in-process suite)"
+# The in-process suites (protocol, core, transport, server over real sockets,
+# client) run under TSan. The end-to-end suite is skipped here: it spawns
+# `switchboard` processes, where TSan could not fail a test for a race anyway, and
+# instrumented processes start and run far too slowly for its turn-length windows.
+# It runs in full in the plain `swift test` step above. Instrumented code is still
+# slower: tests stretch long turns and hang guards by SWITCHBOARD_TEST_TIME_SCALE
+# (assertions unchanged). The suppressions file documents the one runtime false
+# positive it silences.
+SWITCHBOARD_TEST_TIME_SCALE=4 \
+TSAN_OPTIONS="suppressions=$PWD/scripts/tsan-suppressions.txt ${TSAN_OPTIONS:-}" \
+  swift test --sanitize=thread --scratch-path .build-tsan --skip EndToEndTests
+
+step "all checks passed"
