@@ -1222,6 +1222,51 @@ void   switchboard__v1__turn_finished__free_unpacked
   assert(message->base.descriptor == &switchboard__v1__turn_finished__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   switchboard__v1__turn_attached__init
+                     (Switchboard__V1__TurnAttached         *message)
+{
+  static const Switchboard__V1__TurnAttached init_value = SWITCHBOARD__V1__TURN_ATTACHED__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__turn_attached__get_packed_size
+                     (const Switchboard__V1__TurnAttached *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__turn_attached__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__turn_attached__pack
+                     (const Switchboard__V1__TurnAttached *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__turn_attached__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__turn_attached__pack_to_buffer
+                     (const Switchboard__V1__TurnAttached *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__turn_attached__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__TurnAttached *
+       switchboard__v1__turn_attached__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__TurnAttached *)
+     protobuf_c_message_unpack (&switchboard__v1__turn_attached__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__turn_attached__free_unpacked
+                     (Switchboard__V1__TurnAttached *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__turn_attached__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   switchboard__v1__prompt_event__init
                      (Switchboard__V1__PromptEvent         *message)
 {
@@ -1265,6 +1310,51 @@ void   switchboard__v1__prompt_event__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &switchboard__v1__prompt_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__attach_request__init
+                     (Switchboard__V1__AttachRequest         *message)
+{
+  static const Switchboard__V1__AttachRequest init_value = SWITCHBOARD__V1__ATTACH_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__attach_request__get_packed_size
+                     (const Switchboard__V1__AttachRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__attach_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__attach_request__pack
+                     (const Switchboard__V1__AttachRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__attach_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__attach_request__pack_to_buffer
+                     (const Switchboard__V1__AttachRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__attach_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__AttachRequest *
+       switchboard__v1__attach_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__AttachRequest *)
+     protobuf_c_message_unpack (&switchboard__v1__attach_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__attach_request__free_unpacked
+                     (Switchboard__V1__AttachRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__attach_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   switchboard__v1__server_status_request__init
@@ -1490,6 +1580,141 @@ void   switchboard__v1__session_status__free_unpacked
   if(!message)
     return;
   assert(message->base.descriptor == &switchboard__v1__session_status__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__list_turns_request__init
+                     (Switchboard__V1__ListTurnsRequest         *message)
+{
+  static const Switchboard__V1__ListTurnsRequest init_value = SWITCHBOARD__V1__LIST_TURNS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__list_turns_request__get_packed_size
+                     (const Switchboard__V1__ListTurnsRequest *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__list_turns_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__list_turns_request__pack
+                     (const Switchboard__V1__ListTurnsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__list_turns_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__list_turns_request__pack_to_buffer
+                     (const Switchboard__V1__ListTurnsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__list_turns_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__ListTurnsRequest *
+       switchboard__v1__list_turns_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__ListTurnsRequest *)
+     protobuf_c_message_unpack (&switchboard__v1__list_turns_request__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__list_turns_request__free_unpacked
+                     (Switchboard__V1__ListTurnsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__list_turns_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__turn_record__init
+                     (Switchboard__V1__TurnRecord         *message)
+{
+  static const Switchboard__V1__TurnRecord init_value = SWITCHBOARD__V1__TURN_RECORD__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__turn_record__get_packed_size
+                     (const Switchboard__V1__TurnRecord *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__turn_record__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__turn_record__pack
+                     (const Switchboard__V1__TurnRecord *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__turn_record__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__turn_record__pack_to_buffer
+                     (const Switchboard__V1__TurnRecord *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__turn_record__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__TurnRecord *
+       switchboard__v1__turn_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__TurnRecord *)
+     protobuf_c_message_unpack (&switchboard__v1__turn_record__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__turn_record__free_unpacked
+                     (Switchboard__V1__TurnRecord *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__turn_record__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   switchboard__v1__list_turns_response__init
+                     (Switchboard__V1__ListTurnsResponse         *message)
+{
+  static const Switchboard__V1__ListTurnsResponse init_value = SWITCHBOARD__V1__LIST_TURNS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t switchboard__v1__list_turns_response__get_packed_size
+                     (const Switchboard__V1__ListTurnsResponse *message)
+{
+  assert(message->base.descriptor == &switchboard__v1__list_turns_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t switchboard__v1__list_turns_response__pack
+                     (const Switchboard__V1__ListTurnsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &switchboard__v1__list_turns_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t switchboard__v1__list_turns_response__pack_to_buffer
+                     (const Switchboard__V1__ListTurnsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &switchboard__v1__list_turns_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Switchboard__V1__ListTurnsResponse *
+       switchboard__v1__list_turns_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Switchboard__V1__ListTurnsResponse *)
+     protobuf_c_message_unpack (&switchboard__v1__list_turns_response__descriptor,
+                                allocator, len, data);
+}
+void   switchboard__v1__list_turns_response__free_unpacked
+                     (Switchboard__V1__ListTurnsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &switchboard__v1__list_turns_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
 void   switchboard__v1__health_check_request__init
@@ -2367,7 +2592,7 @@ const ProtobufCMessageDescriptor switchboard__v1__hello__descriptor =
   (ProtobufCMessageInit) switchboard__v1__hello__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__welcome__field_descriptors[7] =
+static const ProtobufCFieldDescriptor switchboard__v1__welcome__field_descriptors[16] =
 {
   {
     "version",
@@ -2453,12 +2678,129 @@ static const ProtobufCFieldDescriptor switchboard__v1__welcome__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "max_connections",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__Welcome, max_connections),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_connections_per_uid",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__Welcome, max_connections_per_uid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_sessions_per_uid",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__Welcome, max_sessions_per_uid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "handshake_timeout_ms",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__Welcome, handshake_timeout_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "idle_connection_timeout_ms",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__Welcome, idle_connection_timeout_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "max_buffered_output_bytes",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__Welcome, max_buffered_output_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "peer_uid",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__Welcome, peer_uid),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "peer_is_admin",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__Welcome, peer_is_admin),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "peer_may_register_workers",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__Welcome, peer_may_register_workers),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__welcome__field_indices_by_name[] = {
   5,   /* field[5] = connection_id */
+  10,   /* field[10] = handshake_timeout_ms */
+  11,   /* field[11] = idle_connection_timeout_ms */
+  12,   /* field[12] = max_buffered_output_bytes */
   4,   /* field[4] = max_concurrent_calls */
+  7,   /* field[7] = max_connections */
+  8,   /* field[8] = max_connections_per_uid */
   3,   /* field[3] = max_frame_size */
   6,   /* field[6] = max_queued_prompts */
+  9,   /* field[9] = max_sessions_per_uid */
+  14,   /* field[14] = peer_is_admin */
+  15,   /* field[15] = peer_may_register_workers */
+  13,   /* field[13] = peer_uid */
   1,   /* field[1] = server_name */
   2,   /* field[2] = server_version */
   0,   /* field[0] = version */
@@ -2466,7 +2808,7 @@ static const unsigned switchboard__v1__welcome__field_indices_by_name[] = {
 static const ProtobufCIntRange switchboard__v1__welcome__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__welcome__descriptor =
 {
@@ -2476,7 +2818,7 @@ const ProtobufCMessageDescriptor switchboard__v1__welcome__descriptor =
   "Switchboard__V1__Welcome",
   "switchboard.v1",
   sizeof(Switchboard__V1__Welcome),
-  7,
+  16,
   switchboard__v1__welcome__field_descriptors,
   switchboard__v1__welcome__field_indices_by_name,
   1,  switchboard__v1__welcome__number_ranges,
@@ -2948,7 +3290,7 @@ const ProtobufCMessageDescriptor switchboard__v1__go_away__descriptor =
   (ProtobufCMessageInit) switchboard__v1__go_away__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__payload__field_descriptors[17] =
+static const ProtobufCFieldDescriptor switchboard__v1__payload__field_descriptors[20] =
 {
   {
     "create_session_request",
@@ -3154,8 +3496,45 @@ static const ProtobufCFieldDescriptor switchboard__v1__payload__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "attach_request",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__Payload, body_case),
+    offsetof(Switchboard__V1__Payload, attach_request),
+    &switchboard__v1__attach_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "list_turns_request",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__Payload, body_case),
+    offsetof(Switchboard__V1__Payload, list_turns_request),
+    &switchboard__v1__list_turns_request__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "list_turns_response",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__Payload, body_case),
+    offsetof(Switchboard__V1__Payload, list_turns_response),
+    &switchboard__v1__list_turns_response__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__payload__field_indices_by_name[] = {
+  17,   /* field[17] = attach_request */
   4,   /* field[4] = close_session_request */
   5,   /* field[5] = close_session_response */
   0,   /* field[0] = create_session_request */
@@ -3164,6 +3543,8 @@ static const unsigned switchboard__v1__payload__field_indices_by_name[] = {
   14,   /* field[14] = health_check_response */
   2,   /* field[2] = list_sessions_request */
   3,   /* field[3] = list_sessions_response */
+  18,   /* field[18] = list_turns_request */
+  19,   /* field[19] = list_turns_response */
   8,   /* field[8] = prompt_event */
   7,   /* field[7] = prompt_request */
   10,   /* field[10] = server_status */
@@ -3177,7 +3558,7 @@ static const unsigned switchboard__v1__payload__field_indices_by_name[] = {
 static const ProtobufCIntRange switchboard__v1__payload__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 17 }
+  { 0, 20 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__payload__descriptor =
 {
@@ -3187,7 +3568,7 @@ const ProtobufCMessageDescriptor switchboard__v1__payload__descriptor =
   "Switchboard__V1__Payload",
   "switchboard.v1",
   sizeof(Switchboard__V1__Payload),
-  17,
+  20,
   switchboard__v1__payload__field_descriptors,
   switchboard__v1__payload__field_indices_by_name,
   1,  switchboard__v1__payload__number_ranges,
@@ -3245,7 +3626,7 @@ const ProtobufCMessageDescriptor switchboard__v1__label__descriptor =
   (ProtobufCMessageInit) switchboard__v1__label__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__session_settings__field_descriptors[6] =
+static const ProtobufCFieldDescriptor switchboard__v1__session_settings__field_descriptors[9] =
 {
   {
     "backend",
@@ -3319,11 +3700,50 @@ static const ProtobufCFieldDescriptor switchboard__v1__session_settings__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "retain_turns",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__SessionSettings, retain_turns),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "retain_output_bytes",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__SessionSettings, retain_output_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "retain_age_ms",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__SessionSettings, retain_age_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__session_settings__field_indices_by_name[] = {
   0,   /* field[0] = backend */
   1,   /* field[1] = idle_timeout_ms */
   4,   /* field[4] = max_queued_prompts */
+  8,   /* field[8] = retain_age_ms */
+  7,   /* field[7] = retain_output_bytes */
+  6,   /* field[6] = retain_turns */
   3,   /* field[3] = stall_timeout_ms */
   2,   /* field[2] = turn_deadline_ms */
   5,   /* field[5] = when_no_worker */
@@ -3331,7 +3751,7 @@ static const unsigned switchboard__v1__session_settings__field_indices_by_name[]
 static const ProtobufCIntRange switchboard__v1__session_settings__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__session_settings__descriptor =
 {
@@ -3341,7 +3761,7 @@ const ProtobufCMessageDescriptor switchboard__v1__session_settings__descriptor =
   "Switchboard__V1__SessionSettings",
   "switchboard.v1",
   sizeof(Switchboard__V1__SessionSettings),
-  6,
+  9,
   switchboard__v1__session_settings__field_descriptors,
   switchboard__v1__session_settings__field_indices_by_name,
   1,  switchboard__v1__session_settings__number_ranges,
@@ -3835,7 +4255,7 @@ const ProtobufCMessageDescriptor switchboard__v1__close_session_response__descri
   (ProtobufCMessageInit) switchboard__v1__close_session_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__prompt_request__field_descriptors[3] =
+static const ProtobufCFieldDescriptor switchboard__v1__prompt_request__field_descriptors[4] =
 {
   {
     "session_id",
@@ -3873,8 +4293,21 @@ static const ProtobufCFieldDescriptor switchboard__v1__prompt_request__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "cancel_on_disconnect",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__PromptRequest, cancel_on_disconnect),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__prompt_request__field_indices_by_name[] = {
+  3,   /* field[3] = cancel_on_disconnect */
   1,   /* field[1] = prompt */
   0,   /* field[0] = session_id */
   2,   /* field[2] = when_busy */
@@ -3882,7 +4315,7 @@ static const unsigned switchboard__v1__prompt_request__field_indices_by_name[] =
 static const ProtobufCIntRange switchboard__v1__prompt_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 3 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__prompt_request__descriptor =
 {
@@ -3892,7 +4325,7 @@ const ProtobufCMessageDescriptor switchboard__v1__prompt_request__descriptor =
   "Switchboard__V1__PromptRequest",
   "switchboard.v1",
   sizeof(Switchboard__V1__PromptRequest),
-  3,
+  4,
   switchboard__v1__prompt_request__field_descriptors,
   switchboard__v1__prompt_request__field_indices_by_name,
   1,  switchboard__v1__prompt_request__number_ranges,
@@ -4129,7 +4562,71 @@ const ProtobufCMessageDescriptor switchboard__v1__turn_finished__descriptor =
   (ProtobufCMessageInit) switchboard__v1__turn_finished__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__prompt_event__field_descriptors[4] =
+static const ProtobufCFieldDescriptor switchboard__v1__turn_attached__field_descriptors[3] =
+{
+  {
+    "turn_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnAttached, turn_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnAttached, state),
+    &switchboard__v1__turn_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "last_sequence",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnAttached, last_sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__turn_attached__field_indices_by_name[] = {
+  2,   /* field[2] = last_sequence */
+  1,   /* field[1] = state */
+  0,   /* field[0] = turn_id */
+};
+static const ProtobufCIntRange switchboard__v1__turn_attached__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__turn_attached__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.TurnAttached",
+  "TurnAttached",
+  "Switchboard__V1__TurnAttached",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__TurnAttached),
+  3,
+  switchboard__v1__turn_attached__field_descriptors,
+  switchboard__v1__turn_attached__field_indices_by_name,
+  1,  switchboard__v1__turn_attached__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__turn_attached__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__prompt_event__field_descriptors[5] =
 {
   {
     "accepted",
@@ -4179,9 +4676,22 @@ static const ProtobufCFieldDescriptor switchboard__v1__prompt_event__field_descr
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "attached",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__PromptEvent, event_case),
+    offsetof(Switchboard__V1__PromptEvent, attached),
+    &switchboard__v1__turn_attached__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__prompt_event__field_indices_by_name[] = {
   0,   /* field[0] = accepted */
+  4,   /* field[4] = attached */
   3,   /* field[3] = finished */
   2,   /* field[2] = output */
   1,   /* field[1] = started */
@@ -4189,7 +4699,7 @@ static const unsigned switchboard__v1__prompt_event__field_indices_by_name[] = {
 static const ProtobufCIntRange switchboard__v1__prompt_event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__prompt_event__descriptor =
 {
@@ -4199,11 +4709,75 @@ const ProtobufCMessageDescriptor switchboard__v1__prompt_event__descriptor =
   "Switchboard__V1__PromptEvent",
   "switchboard.v1",
   sizeof(Switchboard__V1__PromptEvent),
-  4,
+  5,
   switchboard__v1__prompt_event__field_descriptors,
   switchboard__v1__prompt_event__field_indices_by_name,
   1,  switchboard__v1__prompt_event__number_ranges,
   (ProtobufCMessageInit) switchboard__v1__prompt_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__attach_request__field_descriptors[3] =
+{
+  {
+    "session_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__AttachRequest, session_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "turn_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__AttachRequest, turn_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "after_sequence",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__AttachRequest, after_sequence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__attach_request__field_indices_by_name[] = {
+  2,   /* field[2] = after_sequence */
+  0,   /* field[0] = session_id */
+  1,   /* field[1] = turn_id */
+};
+static const ProtobufCIntRange switchboard__v1__attach_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__attach_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.AttachRequest",
+  "AttachRequest",
+  "Switchboard__V1__AttachRequest",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__AttachRequest),
+  3,
+  switchboard__v1__attach_request__field_descriptors,
+  switchboard__v1__attach_request__field_indices_by_name,
+  1,  switchboard__v1__attach_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__attach_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__v1__server_status_request__field_descriptors[1] =
@@ -4244,7 +4818,7 @@ const ProtobufCMessageDescriptor switchboard__v1__server_status_request__descrip
   (ProtobufCMessageInit) switchboard__v1__server_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__server_status__field_descriptors[16] =
+static const ProtobufCFieldDescriptor switchboard__v1__server_status__field_descriptors[17] =
 {
   {
     "server_version",
@@ -4438,6 +5012,18 @@ static const ProtobufCFieldDescriptor switchboard__v1__server_status__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "state_directory",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__ServerStatus, state_directory),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__server_status__field_indices_by_name[] = {
   3,   /* field[3] = connections */
@@ -4451,6 +5037,7 @@ static const unsigned switchboard__v1__server_status__field_indices_by_name[] = 
   6,   /* field[6] = sessions_busy */
   5,   /* field[5] = sessions_idle */
   4,   /* field[4] = sessions_total */
+  16,   /* field[16] = state_directory */
   10,   /* field[10] = turns_completed */
   7,   /* field[7] = turns_in_flight */
   2,   /* field[2] = uptime_ms */
@@ -4460,7 +5047,7 @@ static const unsigned switchboard__v1__server_status__field_indices_by_name[] = 
 static const ProtobufCIntRange switchboard__v1__server_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 16 }
+  { 0, 17 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__server_status__descriptor =
 {
@@ -4470,7 +5057,7 @@ const ProtobufCMessageDescriptor switchboard__v1__server_status__descriptor =
   "Switchboard__V1__ServerStatus",
   "switchboard.v1",
   sizeof(Switchboard__V1__ServerStatus),
-  16,
+  17,
   switchboard__v1__server_status__field_descriptors,
   switchboard__v1__server_status__field_indices_by_name,
   1,  switchboard__v1__server_status__number_ranges,
@@ -4515,7 +5102,7 @@ const ProtobufCMessageDescriptor switchboard__v1__session_status_request__descri
   (ProtobufCMessageInit) switchboard__v1__session_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__turn_summary__field_descriptors[10] =
+static const ProtobufCFieldDescriptor switchboard__v1__turn_summary__field_descriptors[11] =
 {
   {
     "turn_id",
@@ -4637,8 +5224,21 @@ static const ProtobufCFieldDescriptor switchboard__v1__turn_summary__field_descr
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "accepted_at_ms",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnSummary, accepted_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__turn_summary__field_indices_by_name[] = {
+  10,   /* field[10] = accepted_at_ms */
   6,   /* field[6] = bytes */
   5,   /* field[5] = chunks */
   2,   /* field[2] = code */
@@ -4653,7 +5253,7 @@ static const unsigned switchboard__v1__turn_summary__field_indices_by_name[] = {
 static const ProtobufCIntRange switchboard__v1__turn_summary__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__turn_summary__descriptor =
 {
@@ -4663,7 +5263,7 @@ const ProtobufCMessageDescriptor switchboard__v1__turn_summary__descriptor =
   "Switchboard__V1__TurnSummary",
   "switchboard.v1",
   sizeof(Switchboard__V1__TurnSummary),
-  10,
+  11,
   switchboard__v1__turn_summary__field_descriptors,
   switchboard__v1__turn_summary__field_indices_by_name,
   1,  switchboard__v1__turn_summary__number_ranges,
@@ -4719,6 +5319,211 @@ const ProtobufCMessageDescriptor switchboard__v1__session_status__descriptor =
   switchboard__v1__session_status__field_indices_by_name,
   1,  switchboard__v1__session_status__number_ranges,
   (ProtobufCMessageInit) switchboard__v1__session_status__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__list_turns_request__field_descriptors[4] =
+{
+  {
+    "session_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__ListTurnsRequest, session_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_size",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__ListTurnsRequest, page_size),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page_token",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__ListTurnsRequest, page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "include_output",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__ListTurnsRequest, include_output),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__list_turns_request__field_indices_by_name[] = {
+  3,   /* field[3] = include_output */
+  1,   /* field[1] = page_size */
+  2,   /* field[2] = page_token */
+  0,   /* field[0] = session_id */
+};
+static const ProtobufCIntRange switchboard__v1__list_turns_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__list_turns_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.ListTurnsRequest",
+  "ListTurnsRequest",
+  "Switchboard__V1__ListTurnsRequest",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__ListTurnsRequest),
+  4,
+  switchboard__v1__list_turns_request__field_descriptors,
+  switchboard__v1__list_turns_request__field_indices_by_name,
+  1,  switchboard__v1__list_turns_request__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__list_turns_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__turn_record__field_descriptors[4] =
+{
+  {
+    "summary",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnRecord, summary),
+    &switchboard__v1__turn_summary__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "prompt",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnRecord, prompt),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "output",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnRecord, output),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "output_dropped",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnRecord, output_dropped),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__turn_record__field_indices_by_name[] = {
+  2,   /* field[2] = output */
+  3,   /* field[3] = output_dropped */
+  1,   /* field[1] = prompt */
+  0,   /* field[0] = summary */
+};
+static const ProtobufCIntRange switchboard__v1__turn_record__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__turn_record__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.TurnRecord",
+  "TurnRecord",
+  "Switchboard__V1__TurnRecord",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__TurnRecord),
+  4,
+  switchboard__v1__turn_record__field_descriptors,
+  switchboard__v1__turn_record__field_indices_by_name,
+  1,  switchboard__v1__turn_record__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__turn_record__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor switchboard__v1__list_turns_response__field_descriptors[2] =
+{
+  {
+    "turns",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Switchboard__V1__ListTurnsResponse, n_turns),
+    offsetof(Switchboard__V1__ListTurnsResponse, turns),
+    &switchboard__v1__turn_record__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "next_page_token",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__ListTurnsResponse, next_page_token),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned switchboard__v1__list_turns_response__field_indices_by_name[] = {
+  1,   /* field[1] = next_page_token */
+  0,   /* field[0] = turns */
+};
+static const ProtobufCIntRange switchboard__v1__list_turns_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor switchboard__v1__list_turns_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "switchboard.v1.ListTurnsResponse",
+  "ListTurnsResponse",
+  "Switchboard__V1__ListTurnsResponse",
+  "switchboard.v1",
+  sizeof(Switchboard__V1__ListTurnsResponse),
+  2,
+  switchboard__v1__list_turns_response__field_descriptors,
+  switchboard__v1__list_turns_response__field_indices_by_name,
+  1,  switchboard__v1__list_turns_response__number_ranges,
+  (ProtobufCMessageInit) switchboard__v1__list_turns_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor switchboard__v1__health_check_request__field_descriptors[1] =

@@ -60,6 +60,10 @@ public struct Welcome: Hashable, Sendable {
     public var maxConcurrentCalls: UInt32
     public var connectionID: UInt64
     public var maxQueuedPrompts: UInt32
+    /// The limits the server enforces (0 = none), announced so clients can plan.
+    public var limits: ConnectionLimits
+    /// The peer as the kernel reported it, and what the policy lets it do.
+    public var peer: PeerGrant
 
     public init(
         version: UInt32,
@@ -68,8 +72,12 @@ public struct Welcome: Hashable, Sendable {
         maxFrameSize: UInt32,
         maxConcurrentCalls: UInt32,
         connectionID: UInt64,
-        maxQueuedPrompts: UInt32
+        maxQueuedPrompts: UInt32,
+        limits: ConnectionLimits = ConnectionLimits(),
+        peer: PeerGrant = PeerGrant()
     ) {
+        self.limits = limits
+        self.peer = peer
         self.version = version
         self.serverName = serverName
         self.serverVersion = serverVersion
@@ -77,6 +85,49 @@ public struct Welcome: Hashable, Sendable {
         self.maxConcurrentCalls = maxConcurrentCalls
         self.connectionID = connectionID
         self.maxQueuedPrompts = maxQueuedPrompts
+    }
+}
+
+/// The server-wide limits a `Welcome` announces; 0 means "no limit".
+public struct ConnectionLimits: Hashable, Sendable {
+    public var maxConnections: UInt32
+    public var maxConnectionsPerUID: UInt32
+    public var maxSessionsPerUID: UInt32
+    public var handshakeTimeoutMs: UInt64
+    /// A connection with no open call and no frame for this long is closed.
+    public var idleConnectionTimeoutMs: UInt64
+    /// Output buffered for one slow reader before the producer is paused.
+    public var maxBufferedOutputBytes: UInt64
+
+    public init(
+        maxConnections: UInt32 = 0,
+        maxConnectionsPerUID: UInt32 = 0,
+        maxSessionsPerUID: UInt32 = 0,
+        handshakeTimeoutMs: UInt64 = 0,
+        idleConnectionTimeoutMs: UInt64 = 0,
+        maxBufferedOutputBytes: UInt64 = 0
+    ) {
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerUID = maxConnectionsPerUID
+        self.maxSessionsPerUID = maxSessionsPerUID
+        self.handshakeTimeoutMs = handshakeTimeoutMs
+        self.idleConnectionTimeoutMs = idleConnectionTimeoutMs
+        self.maxBufferedOutputBytes = maxBufferedOutputBytes
+    }
+}
+
+/// What the server's policy grants the connected peer (see docs/SECURITY.md).
+public struct PeerGrant: Hashable, Sendable {
+    /// The peer's uid as SO_PEERCRED reported it.
+    public var uid: UInt32
+    /// Administrators see and manage every session.
+    public var isAdmin: Bool
+    public var mayRegisterWorkers: Bool
+
+    public init(uid: UInt32 = 0, isAdmin: Bool = false, mayRegisterWorkers: Bool = false) {
+        self.uid = uid
+        self.isAdmin = isAdmin
+        self.mayRegisterWorkers = mayRegisterWorkers
     }
 }
 

@@ -20,6 +20,9 @@ public enum Payload: Hashable, Sendable {
     case healthCheckResponse(HealthCheckResponse)
     case workerMessage(WorkerMessage)
     case workerCommand(WorkerCommand)
+    case attachRequest(AttachRequest)
+    case listTurnsRequest(ListTurnsRequest)
+    case listTurnsResponse(ListTurnsResponse)
 
     /// The proto field name of the case, for error messages ("expected X, got Y").
     public var caseName: String {
@@ -41,6 +44,9 @@ public enum Payload: Hashable, Sendable {
         case .healthCheckResponse: "health_check_response"
         case .workerMessage: "worker_message"
         case .workerCommand: "worker_command"
+        case .attachRequest: "attach_request"
+        case .listTurnsRequest: "list_turns_request"
+        case .listTurnsResponse: "list_turns_response"
         }
     }
 }
@@ -52,6 +58,8 @@ public enum MethodName {
     public static let listSessions = "/switchboard.v1.Sessions/ListSessions"
     public static let closeSession = "/switchboard.v1.Sessions/CloseSession"
     public static let prompt = "/switchboard.v1.Prompts/Prompt"
+    public static let attach = "/switchboard.v1.Prompts/Attach"
+    public static let listTurns = "/switchboard.v1.Sessions/ListTurns"
     public static let getServerStatus = "/switchboard.v1.Status/GetServerStatus"
     public static let getSessionStatus = "/switchboard.v1.Status/GetSessionStatus"
     public static let healthCheck = "/switchboard.v1.Health/Check"

@@ -10,11 +10,45 @@ public struct PromptRequest: Hashable, Sendable {
     public var sessionID: String
     public var prompt: String
     public var whenBusy: BusyPolicy
+    /// By default the turn keeps running when the caller's connection goes away
+    /// (its output is kept for ``AttachRequest``); `true` cancels it instead.
+    public var cancelOnDisconnect: Bool
 
-    public init(sessionID: String, prompt: String, whenBusy: BusyPolicy = .wait) {
+    public init(sessionID: String, prompt: String, whenBusy: BusyPolicy = .wait, cancelOnDisconnect: Bool = false) {
         self.sessionID = sessionID
         self.prompt = prompt
         self.whenBusy = whenBusy
+        self.cancelOnDisconnect = cancelOnDisconnect
+    }
+}
+
+/// `/switchboard.v1.Prompts/Attach`: replay a turn's kept output after
+/// `afterSequence`, then follow the turn live to its end.
+public struct AttachRequest: Hashable, Sendable {
+    public var sessionID: String
+    /// Empty = the session's running turn, else its most recent one.
+    public var turnID: String
+    /// Replay chunks with a sequence number above this; 0 = from the first chunk.
+    public var afterSequence: UInt64
+
+    public init(sessionID: String, turnID: String = "", afterSequence: UInt64 = 0) {
+        self.sessionID = sessionID
+        self.turnID = turnID
+        self.afterSequence = afterSequence
+    }
+}
+
+/// Attach's first event: the turn it follows and where that turn stands.
+public struct TurnAttached: Hashable, Sendable {
+    public var turnID: String
+    public var state: TurnState
+    /// Highest output sequence number produced so far.
+    public var lastSequence: UInt64
+
+    public init(turnID: String, state: TurnState, lastSequence: UInt64) {
+        self.turnID = turnID
+        self.state = state
+        self.lastSequence = lastSequence
     }
 }
 
@@ -56,8 +90,10 @@ public struct TurnFinished: Hashable, Sendable {
 }
 
 /// One event of a streamed prompt: accepted, started, output*, finished, in that order.
-/// The call's `CallEnd` then carries the turn's status.
+/// An attach call sends attached, output*, finished. The call's `CallEnd` then
+/// carries the turn's status.
 public enum PromptEvent: Hashable, Sendable {
+    case attached(TurnAttached)
     case accepted(TurnAccepted)
     case started(turnID: String)
     case output(OutputChunk)

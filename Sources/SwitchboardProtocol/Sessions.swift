@@ -37,6 +37,11 @@ public struct SessionSettings: Hashable, Sendable {
     public var maxQueuedPrompts: UInt32
     /// `worker:QUEUE` backends: wait for a free worker, or fail UNAVAILABLE at once.
     public var whenNoWorker: NoWorkerPolicy
+    /// History retention (0 = server default): finished turns kept, output bytes
+    /// kept over all finished turns, and the age after which a turn is dropped.
+    public var retainTurns: UInt32
+    public var retainOutputBytes: UInt64
+    public var retainAgeMs: UInt64
 
     public init(
         backend: String = "",
@@ -44,8 +49,14 @@ public struct SessionSettings: Hashable, Sendable {
         turnDeadlineMs: UInt64 = 0,
         stallTimeoutMs: UInt64 = 0,
         maxQueuedPrompts: UInt32 = 0,
-        whenNoWorker: NoWorkerPolicy = .wait
+        whenNoWorker: NoWorkerPolicy = .wait,
+        retainTurns: UInt32 = 0,
+        retainOutputBytes: UInt64 = 0,
+        retainAgeMs: UInt64 = 0
     ) {
+        self.retainTurns = retainTurns
+        self.retainOutputBytes = retainOutputBytes
+        self.retainAgeMs = retainAgeMs
         self.backend = backend
         self.idleTimeoutMs = idleTimeoutMs
         self.turnDeadlineMs = turnDeadlineMs

@@ -22,6 +22,8 @@ public struct ServerStatus: Hashable, Sendable {
     public var workers: [WorkerInfo]
     /// Task queues with workers or waiting turns, sorted by name.
     public var workerQueues: [WorkerQueueInfo]
+    /// Where sessions are kept (shown to administrators); empty = memory only.
+    public var stateDirectory: String
 
     public init(
         serverVersion: String = "",
@@ -39,8 +41,10 @@ public struct ServerStatus: Hashable, Sendable {
         sessions: [Session] = [],
         pid: UInt32 = 0,
         workers: [WorkerInfo] = [],
-        workerQueues: [WorkerQueueInfo] = []
+        workerQueues: [WorkerQueueInfo] = [],
+        stateDirectory: String = ""
     ) {
+        self.stateDirectory = stateDirectory
         self.serverVersion = serverVersion
         self.protocolVersion = protocolVersion
         self.uptimeMs = uptimeMs
@@ -57,6 +61,53 @@ public struct ServerStatus: Hashable, Sendable {
         self.pid = pid
         self.workers = workers
         self.workerQueues = workerQueues
+    }
+}
+
+/// `/switchboard.v1.Sessions/ListTurns`: a session's kept turns, oldest first.
+public struct ListTurnsRequest: Hashable, Sendable {
+    public var sessionID: String
+    /// 0 = 20; the server caps it at 100.
+    public var pageSize: UInt32
+    /// `nextPageToken` of the previous page; empty = from the oldest kept turn.
+    public var pageToken: String
+    /// Include each turn's whole prompt and kept output.
+    public var includeOutput: Bool
+
+    public init(sessionID: String, pageSize: UInt32 = 0, pageToken: String = "", includeOutput: Bool = false) {
+        self.sessionID = sessionID
+        self.pageSize = pageSize
+        self.pageToken = pageToken
+        self.includeOutput = includeOutput
+    }
+}
+
+/// One kept turn of a session's history.
+public struct TurnHistoryEntry: Hashable, Sendable {
+    public var summary: TurnSummary
+    /// The whole prompt (with `includeOutput` only).
+    public var prompt: String
+    /// The turn's output, chunks concatenated (with `includeOutput` only).
+    public var output: [UInt8]
+    /// Retention dropped this turn's output.
+    public var outputDropped: Bool
+
+    public init(summary: TurnSummary, prompt: String = "", output: [UInt8] = [], outputDropped: Bool = false) {
+        self.summary = summary
+        self.prompt = prompt
+        self.output = output
+        self.outputDropped = outputDropped
+    }
+}
+
+public struct ListTurnsResponse: Hashable, Sendable {
+    public var turns: [TurnHistoryEntry]
+    /// Empty when this is the last page.
+    public var nextPageToken: String
+
+    public init(turns: [TurnHistoryEntry], nextPageToken: String = "") {
+        self.turns = turns
+        self.nextPageToken = nextPageToken
     }
 }
 
@@ -94,6 +145,7 @@ public struct TurnSummary: Hashable, Sendable {
     public var endedAtMs: UInt64
     /// First bytes of the prompt (at most 200).
     public var promptPreview: String
+    public var acceptedAtMs: UInt64
 
     public init(
         turnID: String,
@@ -105,8 +157,10 @@ public struct TurnSummary: Hashable, Sendable {
         bytes: UInt64 = 0,
         startedAtMs: UInt64 = 0,
         endedAtMs: UInt64 = 0,
-        promptPreview: String = ""
+        promptPreview: String = "",
+        acceptedAtMs: UInt64 = 0
     ) {
+        self.acceptedAtMs = acceptedAtMs
         self.turnID = turnID
         self.state = state
         self.code = code

@@ -243,6 +243,16 @@ enum JSONOutput {
     /// `{"accepted":{…}}`, `{"started":{…}}`, `{"output":{…}}`, `{"finished":{…}}`,
     /// then `{"end":{"code":"OK","message":""}}` with the call's final status.
     struct PromptEventJSON: Encodable {
+        struct Attached: Encodable {
+            let turnID: String
+            let state: String
+            let lastSequence: UInt64
+            enum CodingKeys: String, CodingKey {
+                case turnID = "turn_id"
+                case state
+                case lastSequence = "last_sequence"
+            }
+        }
         struct Accepted: Encodable {
             let turnID: String
             let queuePosition: UInt32
@@ -294,6 +304,7 @@ enum JSONOutput {
             let message: String
         }
 
+        var attached: Attached?
         var accepted: Accepted?
         var started: Started?
         var output: Output?
@@ -302,6 +313,12 @@ enum JSONOutput {
 
         init(_ event: PromptEvent) {
             switch event {
+            case .attached(let attached):
+                self.attached = Attached(
+                    turnID: attached.turnID,
+                    state: attached.state.description,
+                    lastSequence: attached.lastSequence
+                )
             case .accepted(let accepted):
                 self.accepted = Accepted(turnID: accepted.turnID, queuePosition: accepted.queuePosition)
             case .started(let turnID):

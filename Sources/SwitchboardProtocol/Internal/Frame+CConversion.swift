@@ -131,6 +131,15 @@ extension Welcome {
         c.pointee.max_concurrent_calls = maxConcurrentCalls
         c.pointee.connection_id = connectionID
         c.pointee.max_queued_prompts = maxQueuedPrompts
+        c.pointee.max_connections = limits.maxConnections
+        c.pointee.max_connections_per_uid = limits.maxConnectionsPerUID
+        c.pointee.max_sessions_per_uid = limits.maxSessionsPerUID
+        c.pointee.handshake_timeout_ms = limits.handshakeTimeoutMs
+        c.pointee.idle_connection_timeout_ms = limits.idleConnectionTimeoutMs
+        c.pointee.max_buffered_output_bytes = limits.maxBufferedOutputBytes
+        c.pointee.peer_uid = peer.uid
+        c.pointee.peer_is_admin = peer.isAdmin ? 1 : 0
+        c.pointee.peer_may_register_workers = peer.mayRegisterWorkers ? 1 : 0
         return c
     }
 
@@ -142,7 +151,20 @@ extension Welcome {
             maxFrameSize: c.pointee.max_frame_size,
             maxConcurrentCalls: c.pointee.max_concurrent_calls,
             connectionID: c.pointee.connection_id,
-            maxQueuedPrompts: c.pointee.max_queued_prompts
+            maxQueuedPrompts: c.pointee.max_queued_prompts,
+            limits: ConnectionLimits(
+                maxConnections: c.pointee.max_connections,
+                maxConnectionsPerUID: c.pointee.max_connections_per_uid,
+                maxSessionsPerUID: c.pointee.max_sessions_per_uid,
+                handshakeTimeoutMs: c.pointee.handshake_timeout_ms,
+                idleConnectionTimeoutMs: c.pointee.idle_connection_timeout_ms,
+                maxBufferedOutputBytes: c.pointee.max_buffered_output_bytes
+            ),
+            peer: PeerGrant(
+                uid: c.pointee.peer_uid,
+                isAdmin: c.pointee.peer_is_admin != 0,
+                mayRegisterWorkers: c.pointee.peer_may_register_workers != 0
+            )
         )
     }
 }

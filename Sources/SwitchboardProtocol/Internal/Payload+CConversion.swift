@@ -58,6 +58,15 @@ extension Payload {
         case .workerCommand(let value):
             c.pointee.body_case = SWITCHBOARD__V1__PAYLOAD__BODY_WORKER_COMMAND
             c.pointee.worker_command = value.cMessage(in: &arena)
+        case .attachRequest(let value):
+            c.pointee.body_case = SWITCHBOARD__V1__PAYLOAD__BODY_ATTACH_REQUEST
+            c.pointee.attach_request = value.cMessage(in: &arena)
+        case .listTurnsRequest(let value):
+            c.pointee.body_case = SWITCHBOARD__V1__PAYLOAD__BODY_LIST_TURNS_REQUEST
+            c.pointee.list_turns_request = value.cMessage(in: &arena)
+        case .listTurnsResponse(let value):
+            c.pointee.body_case = SWITCHBOARD__V1__PAYLOAD__BODY_LIST_TURNS_RESPONSE
+            c.pointee.list_turns_response = value.cMessage(in: &arena)
         }
         return c
     }
@@ -122,6 +131,15 @@ extension Payload {
         case SWITCHBOARD__V1__PAYLOAD__BODY_WORKER_COMMAND:
             guard let value = c.pointee.worker_command else { return nil }
             return WorkerCommand.decode(value).map(Payload.workerCommand)
+        case SWITCHBOARD__V1__PAYLOAD__BODY_ATTACH_REQUEST:
+            guard let value = c.pointee.attach_request else { return nil }
+            return .attachRequest(AttachRequest(cMessage: value))
+        case SWITCHBOARD__V1__PAYLOAD__BODY_LIST_TURNS_REQUEST:
+            guard let value = c.pointee.list_turns_request else { return nil }
+            return .listTurnsRequest(ListTurnsRequest(cMessage: value))
+        case SWITCHBOARD__V1__PAYLOAD__BODY_LIST_TURNS_RESPONSE:
+            guard let value = c.pointee.list_turns_response else { return nil }
+            return .listTurnsResponse(ListTurnsResponse(cMessage: value))
         default:
             return nil
         }

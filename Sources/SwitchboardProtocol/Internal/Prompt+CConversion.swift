@@ -7,6 +7,7 @@ typealias CTurnAccepted = Switchboard__V1__TurnAccepted
 typealias CTurnStarted = Switchboard__V1__TurnStarted
 typealias COutputChunk = Switchboard__V1__OutputChunk
 typealias CTurnFinished = Switchboard__V1__TurnFinished
+typealias CAttachRequest = Switchboard__V1__AttachRequest
 
 extension BusyPolicy {
     var cValue: Switchboard__V1__BusyPolicy {
@@ -25,6 +26,7 @@ extension PromptRequest {
         c.pointee.session_id = arena.string(sessionID)
         c.pointee.prompt = arena.string(prompt)
         c.pointee.when_busy = whenBusy.cValue
+        c.pointee.cancel_on_disconnect = cancelOnDisconnect ? 1 : 0
         return c
     }
 
@@ -32,7 +34,26 @@ extension PromptRequest {
         self.init(
             sessionID: swiftString(c.pointee.session_id),
             prompt: swiftString(c.pointee.prompt),
-            whenBusy: BusyPolicy(cValue: c.pointee.when_busy)
+            whenBusy: BusyPolicy(cValue: c.pointee.when_busy),
+            cancelOnDisconnect: c.pointee.cancel_on_disconnect != 0
+        )
+    }
+}
+
+extension AttachRequest {
+    func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CAttachRequest> {
+        let c = arena.message(switchboard__v1__attach_request__init)
+        c.pointee.session_id = arena.string(sessionID)
+        c.pointee.turn_id = arena.string(turnID)
+        c.pointee.after_sequence = afterSequence
+        return c
+    }
+
+    init(cMessage c: UnsafePointer<CAttachRequest>) {
+        self.init(
+            sessionID: swiftString(c.pointee.session_id),
+            turnID: swiftString(c.pointee.turn_id),
+            afterSequence: c.pointee.after_sequence
         )
     }
 }
@@ -41,6 +62,13 @@ extension PromptEvent {
     func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CPromptEvent> {
         let c = arena.message(switchboard__v1__prompt_event__init)
         switch self {
+        case .attached(let attached):
+            let value = arena.message(switchboard__v1__turn_attached__init)
+            value.pointee.turn_id = arena.string(attached.turnID)
+            value.pointee.state = attached.state.cValue
+            value.pointee.last_sequence = attached.lastSequence
+            c.pointee.event_case = SWITCHBOARD__V1__PROMPT_EVENT__EVENT_ATTACHED
+            c.pointee.attached = value
         case .accepted(let accepted):
             let value = arena.message(switchboard__v1__turn_accepted__init)
             value.pointee.turn_id = arena.string(accepted.turnID)
@@ -75,6 +103,13 @@ extension PromptEvent {
     /// know) has no Swift representation: the frame is malformed for this build.
     init(cMessage c: UnsafePointer<CPromptEvent>) throws(SwitchboardError) {
         switch c.pointee.event_case {
+        case SWITCHBOARD__V1__PROMPT_EVENT__EVENT_ATTACHED:
+            let value = try required(c.pointee.attached, "prompt_event.attached")
+            self = .attached(TurnAttached(
+                turnID: swiftString(value.pointee.turn_id),
+                state: TurnState(cValue: value.pointee.state),
+                lastSequence: value.pointee.last_sequence
+            ))
         case SWITCHBOARD__V1__PROMPT_EVENT__EVENT_ACCEPTED:
             let value = try required(c.pointee.accepted, "prompt_event.accepted")
             self = .accepted(TurnAccepted(

@@ -54,6 +54,9 @@ extension SessionSettings {
         c.pointee.stall_timeout_ms = stallTimeoutMs
         c.pointee.max_queued_prompts = maxQueuedPrompts
         c.pointee.when_no_worker = whenNoWorker.cValue
+        c.pointee.retain_turns = retainTurns
+        c.pointee.retain_output_bytes = retainOutputBytes
+        c.pointee.retain_age_ms = retainAgeMs
         return c
     }
 
@@ -69,7 +72,10 @@ extension SessionSettings {
             turnDeadlineMs: c.pointee.turn_deadline_ms,
             stallTimeoutMs: c.pointee.stall_timeout_ms,
             maxQueuedPrompts: c.pointee.max_queued_prompts,
-            whenNoWorker: NoWorkerPolicy(cValue: c.pointee.when_no_worker)
+            whenNoWorker: NoWorkerPolicy(cValue: c.pointee.when_no_worker),
+            retainTurns: c.pointee.retain_turns,
+            retainOutputBytes: c.pointee.retain_output_bytes,
+            retainAgeMs: c.pointee.retain_age_ms
         )
     }
 }

@@ -65,6 +65,7 @@ extension ServerStatus {
         c.pointee.workers = arena.pointerArray(workers) { worker, arena in worker.cMessage(in: &arena) }
         c.pointee.n_worker_queues = workerQueues.count
         c.pointee.worker_queues = arena.pointerArray(workerQueues) { queue, arena in queue.cMessage(in: &arena) }
+        c.pointee.state_directory = arena.string(stateDirectory)
         return c
     }
 
@@ -85,7 +86,8 @@ extension ServerStatus {
             sessions: swiftSessions(c.pointee.sessions, count: c.pointee.n_sessions),
             pid: c.pointee.pid,
             workers: swiftArray(c.pointee.workers, count: c.pointee.n_workers, WorkerInfo.init(cMessage:)),
-            workerQueues: swiftArray(c.pointee.worker_queues, count: c.pointee.n_worker_queues, WorkerQueueInfo.init(cMessage:))
+            workerQueues: swiftArray(c.pointee.worker_queues, count: c.pointee.n_worker_queues, WorkerQueueInfo.init(cMessage:)),
+            stateDirectory: swiftString(c.pointee.state_directory)
         )
     }
 }
@@ -115,6 +117,7 @@ extension TurnSummary {
         c.pointee.started_at_ms = startedAtMs
         c.pointee.ended_at_ms = endedAtMs
         c.pointee.prompt_preview = arena.string(promptPreview)
+        c.pointee.accepted_at_ms = acceptedAtMs
         return c
     }
 
@@ -129,7 +132,8 @@ extension TurnSummary {
             bytes: c.pointee.bytes,
             startedAtMs: c.pointee.started_at_ms,
             endedAtMs: c.pointee.ended_at_ms,
-            promptPreview: swiftString(c.pointee.prompt_preview)
+            promptPreview: swiftString(c.pointee.prompt_preview),
+            acceptedAtMs: c.pointee.accepted_at_ms
         )
     }
 }
@@ -172,5 +176,66 @@ extension HealthCheckResponse {
 
     init(cMessage c: UnsafePointer<CHealthCheckResponse>) {
         self.init(status: ServingStatus(cValue: c.pointee.status))
+    }
+}
+
+typealias CListTurnsRequest = Switchboard__V1__ListTurnsRequest
+typealias CListTurnsResponse = Switchboard__V1__ListTurnsResponse
+typealias CTurnRecord = Switchboard__V1__TurnRecord
+
+extension ListTurnsRequest {
+    func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CListTurnsRequest> {
+        let c = arena.message(switchboard__v1__list_turns_request__init)
+        c.pointee.session_id = arena.string(sessionID)
+        c.pointee.page_size = pageSize
+        c.pointee.page_token = arena.string(pageToken)
+        c.pointee.include_output = includeOutput ? 1 : 0
+        return c
+    }
+
+    init(cMessage c: UnsafePointer<CListTurnsRequest>) {
+        self.init(
+            sessionID: swiftString(c.pointee.session_id),
+            pageSize: c.pointee.page_size,
+            pageToken: swiftString(c.pointee.page_token),
+            includeOutput: c.pointee.include_output != 0
+        )
+    }
+}
+
+extension TurnHistoryEntry {
+    func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CTurnRecord> {
+        let c = arena.message(switchboard__v1__turn_record__init)
+        c.pointee.summary = summary.cMessage(in: &arena)
+        c.pointee.prompt = arena.string(prompt)
+        c.pointee.output = arena.binary(output)
+        c.pointee.output_dropped = outputDropped ? 1 : 0
+        return c
+    }
+
+    init(cMessage c: UnsafePointer<CTurnRecord>) {
+        self.init(
+            summary: c.pointee.summary.map { TurnSummary(cMessage: $0) } ?? TurnSummary(turnID: "", state: .unspecified),
+            prompt: swiftString(c.pointee.prompt),
+            output: swiftBytes(c.pointee.output),
+            outputDropped: c.pointee.output_dropped != 0
+        )
+    }
+}
+
+extension ListTurnsResponse {
+    func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CListTurnsResponse> {
+        let c = arena.message(switchboard__v1__list_turns_response__init)
+        c.pointee.n_turns = turns.count
+        c.pointee.turns = arena.pointerArray(turns) { turn, arena in turn.cMessage(in: &arena) }
+        c.pointee.next_page_token = arena.string(nextPageToken)
+        return c
+    }
+
+    init(cMessage c: UnsafePointer<CListTurnsResponse>) {
+        self.init(
+            turns: swiftArray(c.pointee.turns, count: c.pointee.n_turns, TurnHistoryEntry.init(cMessage:)),
+            nextPageToken: swiftString(c.pointee.next_page_token)
+        )
     }
 }

@@ -21,6 +21,16 @@ TURN_STATE_QUEUED: TurnState
 TURN_STATE_RUNNING: TurnState
 TURN_STATE_UNSPECIFIED: TurnState
 
+class AttachRequest(_message.Message):
+    __slots__ = ["after_sequence", "session_id", "turn_id"]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    after_sequence: int
+    session_id: str
+    turn_id: str
+    def __init__(self, session_id: _Optional[str] = ..., turn_id: _Optional[str] = ..., after_sequence: _Optional[int] = ...) -> None: ...
+
 class CallEnd(_message.Message):
     __slots__ = ["code", "message", "payload", "trailers"]
     CODE_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +195,26 @@ class ListSessionsResponse(_message.Message):
     sessions: _containers.RepeatedCompositeFieldContainer[Session]
     def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class ListTurnsRequest(_message.Message):
+    __slots__ = ["include_output", "page_size", "page_token", "session_id"]
+    INCLUDE_OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    include_output: bool
+    page_size: int
+    page_token: str
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., include_output: bool = ...) -> None: ...
+
+class ListTurnsResponse(_message.Message):
+    __slots__ = ["next_page_token", "turns"]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TURNS_FIELD_NUMBER: _ClassVar[int]
+    next_page_token: str
+    turns: _containers.RepeatedCompositeFieldContainer[TurnRecord]
+    def __init__(self, turns: _Optional[_Iterable[_Union[TurnRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class MetadataEntry(_message.Message):
     __slots__ = ["key", "value"]
     KEY_FIELD_NUMBER: _ClassVar[int]
@@ -202,7 +232,8 @@ class OutputChunk(_message.Message):
     def __init__(self, sequence: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class Payload(_message.Message):
-    __slots__ = ["close_session_request", "close_session_response", "create_session_request", "get_session_request", "health_check_request", "health_check_response", "list_sessions_request", "list_sessions_response", "prompt_event", "prompt_request", "server_status", "server_status_request", "session", "session_status", "session_status_request", "worker_command", "worker_message"]
+    __slots__ = ["attach_request", "close_session_request", "close_session_response", "create_session_request", "get_session_request", "health_check_request", "health_check_response", "list_sessions_request", "list_sessions_response", "list_turns_request", "list_turns_response", "prompt_event", "prompt_request", "server_status", "server_status_request", "session", "session_status", "session_status_request", "worker_command", "worker_message"]
+    ATTACH_REQUEST_FIELD_NUMBER: _ClassVar[int]
     CLOSE_SESSION_REQUEST_FIELD_NUMBER: _ClassVar[int]
     CLOSE_SESSION_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     CREATE_SESSION_REQUEST_FIELD_NUMBER: _ClassVar[int]
@@ -211,6 +242,8 @@ class Payload(_message.Message):
     HEALTH_CHECK_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     LIST_SESSIONS_REQUEST_FIELD_NUMBER: _ClassVar[int]
     LIST_SESSIONS_RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    LIST_TURNS_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    LIST_TURNS_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     PROMPT_EVENT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_REQUEST_FIELD_NUMBER: _ClassVar[int]
     SERVER_STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -220,6 +253,7 @@ class Payload(_message.Message):
     SESSION_STATUS_REQUEST_FIELD_NUMBER: _ClassVar[int]
     WORKER_COMMAND_FIELD_NUMBER: _ClassVar[int]
     WORKER_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    attach_request: AttachRequest
     close_session_request: CloseSessionRequest
     close_session_response: CloseSessionResponse
     create_session_request: CreateSessionRequest
@@ -228,6 +262,8 @@ class Payload(_message.Message):
     health_check_response: HealthCheckResponse
     list_sessions_request: ListSessionsRequest
     list_sessions_response: ListSessionsResponse
+    list_turns_request: ListTurnsRequest
+    list_turns_response: ListTurnsResponse
     prompt_event: PromptEvent
     prompt_request: PromptRequest
     server_status: ServerStatus
@@ -237,7 +273,7 @@ class Payload(_message.Message):
     session_status_request: SessionStatusRequest
     worker_command: WorkerCommand
     worker_message: WorkerMessage
-    def __init__(self, create_session_request: _Optional[_Union[CreateSessionRequest, _Mapping]] = ..., get_session_request: _Optional[_Union[GetSessionRequest, _Mapping]] = ..., list_sessions_request: _Optional[_Union[ListSessionsRequest, _Mapping]] = ..., list_sessions_response: _Optional[_Union[ListSessionsResponse, _Mapping]] = ..., close_session_request: _Optional[_Union[CloseSessionRequest, _Mapping]] = ..., close_session_response: _Optional[_Union[CloseSessionResponse, _Mapping]] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., prompt_request: _Optional[_Union[PromptRequest, _Mapping]] = ..., prompt_event: _Optional[_Union[PromptEvent, _Mapping]] = ..., server_status_request: _Optional[_Union[ServerStatusRequest, _Mapping]] = ..., server_status: _Optional[_Union[ServerStatus, _Mapping]] = ..., session_status_request: _Optional[_Union[SessionStatusRequest, _Mapping]] = ..., session_status: _Optional[_Union[SessionStatus, _Mapping]] = ..., health_check_request: _Optional[_Union[HealthCheckRequest, _Mapping]] = ..., health_check_response: _Optional[_Union[HealthCheckResponse, _Mapping]] = ..., worker_message: _Optional[_Union[WorkerMessage, _Mapping]] = ..., worker_command: _Optional[_Union[WorkerCommand, _Mapping]] = ...) -> None: ...
+    def __init__(self, create_session_request: _Optional[_Union[CreateSessionRequest, _Mapping]] = ..., get_session_request: _Optional[_Union[GetSessionRequest, _Mapping]] = ..., list_sessions_request: _Optional[_Union[ListSessionsRequest, _Mapping]] = ..., list_sessions_response: _Optional[_Union[ListSessionsResponse, _Mapping]] = ..., close_session_request: _Optional[_Union[CloseSessionRequest, _Mapping]] = ..., close_session_response: _Optional[_Union[CloseSessionResponse, _Mapping]] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., prompt_request: _Optional[_Union[PromptRequest, _Mapping]] = ..., prompt_event: _Optional[_Union[PromptEvent, _Mapping]] = ..., server_status_request: _Optional[_Union[ServerStatusRequest, _Mapping]] = ..., server_status: _Optional[_Union[ServerStatus, _Mapping]] = ..., session_status_request: _Optional[_Union[SessionStatusRequest, _Mapping]] = ..., session_status: _Optional[_Union[SessionStatus, _Mapping]] = ..., health_check_request: _Optional[_Union[HealthCheckRequest, _Mapping]] = ..., health_check_response: _Optional[_Union[HealthCheckResponse, _Mapping]] = ..., worker_message: _Optional[_Union[WorkerMessage, _Mapping]] = ..., worker_command: _Optional[_Union[WorkerCommand, _Mapping]] = ..., attach_request: _Optional[_Union[AttachRequest, _Mapping]] = ..., list_turns_request: _Optional[_Union[ListTurnsRequest, _Mapping]] = ..., list_turns_response: _Optional[_Union[ListTurnsResponse, _Mapping]] = ...) -> None: ...
 
 class Ping(_message.Message):
     __slots__ = ["nonce"]
@@ -252,29 +288,33 @@ class Pong(_message.Message):
     def __init__(self, nonce: _Optional[int] = ...) -> None: ...
 
 class PromptEvent(_message.Message):
-    __slots__ = ["accepted", "finished", "output", "started"]
+    __slots__ = ["accepted", "attached", "finished", "output", "started"]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    ATTACHED_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
     accepted: TurnAccepted
+    attached: TurnAttached
     finished: TurnFinished
     output: OutputChunk
     started: TurnStarted
-    def __init__(self, accepted: _Optional[_Union[TurnAccepted, _Mapping]] = ..., started: _Optional[_Union[TurnStarted, _Mapping]] = ..., output: _Optional[_Union[OutputChunk, _Mapping]] = ..., finished: _Optional[_Union[TurnFinished, _Mapping]] = ...) -> None: ...
+    def __init__(self, accepted: _Optional[_Union[TurnAccepted, _Mapping]] = ..., started: _Optional[_Union[TurnStarted, _Mapping]] = ..., output: _Optional[_Union[OutputChunk, _Mapping]] = ..., finished: _Optional[_Union[TurnFinished, _Mapping]] = ..., attached: _Optional[_Union[TurnAttached, _Mapping]] = ...) -> None: ...
 
 class PromptRequest(_message.Message):
-    __slots__ = ["prompt", "session_id", "when_busy"]
+    __slots__ = ["cancel_on_disconnect", "prompt", "session_id", "when_busy"]
+    CANCEL_ON_DISCONNECT_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     WHEN_BUSY_FIELD_NUMBER: _ClassVar[int]
+    cancel_on_disconnect: bool
     prompt: str
     session_id: str
     when_busy: BusyPolicy
-    def __init__(self, session_id: _Optional[str] = ..., prompt: _Optional[str] = ..., when_busy: _Optional[_Union[BusyPolicy, str]] = ...) -> None: ...
+    def __init__(self, session_id: _Optional[str] = ..., prompt: _Optional[str] = ..., when_busy: _Optional[_Union[BusyPolicy, str]] = ..., cancel_on_disconnect: bool = ...) -> None: ...
 
 class ServerStatus(_message.Message):
-    __slots__ = ["connections", "draining", "max_queue_depth", "pid", "protocol_version", "queued_prompts", "server_version", "sessions", "sessions_busy", "sessions_idle", "sessions_total", "turns_completed", "turns_in_flight", "uptime_ms", "worker_queues", "workers"]
+    __slots__ = ["connections", "draining", "max_queue_depth", "pid", "protocol_version", "queued_prompts", "server_version", "sessions", "sessions_busy", "sessions_idle", "sessions_total", "state_directory", "turns_completed", "turns_in_flight", "uptime_ms", "worker_queues", "workers"]
     CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -286,6 +326,7 @@ class ServerStatus(_message.Message):
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_IDLE_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    STATE_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
     TURNS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     TURNS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -302,12 +343,13 @@ class ServerStatus(_message.Message):
     sessions_busy: int
     sessions_idle: int
     sessions_total: int
+    state_directory: str
     turns_completed: int
     turns_in_flight: int
     uptime_ms: int
     worker_queues: _containers.RepeatedCompositeFieldContainer[WorkerQueueInfo]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
-    def __init__(self, server_version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., uptime_ms: _Optional[int] = ..., connections: _Optional[int] = ..., sessions_total: _Optional[int] = ..., sessions_idle: _Optional[int] = ..., sessions_busy: _Optional[int] = ..., turns_in_flight: _Optional[int] = ..., queued_prompts: _Optional[int] = ..., max_queue_depth: _Optional[int] = ..., turns_completed: _Optional[int] = ..., draining: bool = ..., sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., pid: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., worker_queues: _Optional[_Iterable[_Union[WorkerQueueInfo, _Mapping]]] = ...) -> None: ...
+    def __init__(self, server_version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., uptime_ms: _Optional[int] = ..., connections: _Optional[int] = ..., sessions_total: _Optional[int] = ..., sessions_idle: _Optional[int] = ..., sessions_busy: _Optional[int] = ..., turns_in_flight: _Optional[int] = ..., queued_prompts: _Optional[int] = ..., max_queue_depth: _Optional[int] = ..., turns_completed: _Optional[int] = ..., draining: bool = ..., sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., pid: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., worker_queues: _Optional[_Iterable[_Union[WorkerQueueInfo, _Mapping]]] = ..., state_directory: _Optional[str] = ...) -> None: ...
 
 class ServerStatusRequest(_message.Message):
     __slots__ = ["include_sessions"]
@@ -340,20 +382,26 @@ class Session(_message.Message):
     def __init__(self, id: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., settings: _Optional[_Union[SessionSettings, _Mapping]] = ..., state: _Optional[_Union[SessionState, str]] = ..., created_at_ms: _Optional[int] = ..., last_activity_ms: _Optional[int] = ..., queued_prompts: _Optional[int] = ..., current_turn_id: _Optional[str] = ..., turns_completed: _Optional[int] = ..., owner_uid: _Optional[int] = ...) -> None: ...
 
 class SessionSettings(_message.Message):
-    __slots__ = ["backend", "idle_timeout_ms", "max_queued_prompts", "stall_timeout_ms", "turn_deadline_ms", "when_no_worker"]
+    __slots__ = ["backend", "idle_timeout_ms", "max_queued_prompts", "retain_age_ms", "retain_output_bytes", "retain_turns", "stall_timeout_ms", "turn_deadline_ms", "when_no_worker"]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     IDLE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUED_PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    RETAIN_AGE_MS_FIELD_NUMBER: _ClassVar[int]
+    RETAIN_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RETAIN_TURNS_FIELD_NUMBER: _ClassVar[int]
     STALL_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     TURN_DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
     WHEN_NO_WORKER_FIELD_NUMBER: _ClassVar[int]
     backend: str
     idle_timeout_ms: int
     max_queued_prompts: int
+    retain_age_ms: int
+    retain_output_bytes: int
+    retain_turns: int
     stall_timeout_ms: int
     turn_deadline_ms: int
     when_no_worker: NoWorkerPolicy
-    def __init__(self, backend: _Optional[str] = ..., idle_timeout_ms: _Optional[int] = ..., turn_deadline_ms: _Optional[int] = ..., stall_timeout_ms: _Optional[int] = ..., max_queued_prompts: _Optional[int] = ..., when_no_worker: _Optional[_Union[NoWorkerPolicy, str]] = ...) -> None: ...
+    def __init__(self, backend: _Optional[str] = ..., idle_timeout_ms: _Optional[int] = ..., turn_deadline_ms: _Optional[int] = ..., stall_timeout_ms: _Optional[int] = ..., max_queued_prompts: _Optional[int] = ..., when_no_worker: _Optional[_Union[NoWorkerPolicy, str]] = ..., retain_turns: _Optional[int] = ..., retain_output_bytes: _Optional[int] = ..., retain_age_ms: _Optional[int] = ...) -> None: ...
 
 class SessionStatus(_message.Message):
     __slots__ = ["session", "turns"]
@@ -391,6 +439,16 @@ class TurnAssignment(_message.Message):
     turn_id: str
     def __init__(self, turn_id: _Optional[str] = ..., session_id: _Optional[str] = ..., session_labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., prompt: _Optional[str] = ..., deadline_ms: _Optional[int] = ...) -> None: ...
 
+class TurnAttached(_message.Message):
+    __slots__ = ["last_sequence", "state", "turn_id"]
+    LAST_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    last_sequence: int
+    state: TurnState
+    turn_id: str
+    def __init__(self, turn_id: _Optional[str] = ..., state: _Optional[_Union[TurnState, str]] = ..., last_sequence: _Optional[int] = ...) -> None: ...
+
 class TurnCancellation(_message.Message):
     __slots__ = ["reason", "turn_id"]
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -413,6 +471,18 @@ class TurnFinished(_message.Message):
     turn_id: str
     def __init__(self, turn_id: _Optional[str] = ..., stop_reason: _Optional[str] = ..., chunks: _Optional[int] = ..., bytes: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
 
+class TurnRecord(_message.Message):
+    __slots__ = ["output", "output_dropped", "prompt", "summary"]
+    OUTPUT_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    output: bytes
+    output_dropped: bool
+    prompt: str
+    summary: TurnSummary
+    def __init__(self, summary: _Optional[_Union[TurnSummary, _Mapping]] = ..., prompt: _Optional[str] = ..., output: _Optional[bytes] = ..., output_dropped: bool = ...) -> None: ...
+
 class TurnStarted(_message.Message):
     __slots__ = ["turn_id"]
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -420,7 +490,8 @@ class TurnStarted(_message.Message):
     def __init__(self, turn_id: _Optional[str] = ...) -> None: ...
 
 class TurnSummary(_message.Message):
-    __slots__ = ["bytes", "chunks", "code", "ended_at_ms", "message", "prompt_preview", "started_at_ms", "state", "stop_reason", "turn_id"]
+    __slots__ = ["accepted_at_ms", "bytes", "chunks", "code", "ended_at_ms", "message", "prompt_preview", "started_at_ms", "state", "stop_reason", "turn_id"]
+    ACCEPTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     BYTES_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
@@ -431,6 +502,7 @@ class TurnSummary(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     STOP_REASON_FIELD_NUMBER: _ClassVar[int]
     TURN_ID_FIELD_NUMBER: _ClassVar[int]
+    accepted_at_ms: int
     bytes: int
     chunks: int
     code: int
@@ -441,25 +513,43 @@ class TurnSummary(_message.Message):
     state: TurnState
     stop_reason: str
     turn_id: str
-    def __init__(self, turn_id: _Optional[str] = ..., state: _Optional[_Union[TurnState, str]] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., stop_reason: _Optional[str] = ..., chunks: _Optional[int] = ..., bytes: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., ended_at_ms: _Optional[int] = ..., prompt_preview: _Optional[str] = ...) -> None: ...
+    def __init__(self, turn_id: _Optional[str] = ..., state: _Optional[_Union[TurnState, str]] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., stop_reason: _Optional[str] = ..., chunks: _Optional[int] = ..., bytes: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., ended_at_ms: _Optional[int] = ..., prompt_preview: _Optional[str] = ..., accepted_at_ms: _Optional[int] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ["connection_id", "max_concurrent_calls", "max_frame_size", "max_queued_prompts", "server_name", "server_version", "version"]
+    __slots__ = ["connection_id", "handshake_timeout_ms", "idle_connection_timeout_ms", "max_buffered_output_bytes", "max_concurrent_calls", "max_connections", "max_connections_per_uid", "max_frame_size", "max_queued_prompts", "max_sessions_per_uid", "peer_is_admin", "peer_may_register_workers", "peer_uid", "server_name", "server_version", "version"]
     CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    HANDSHAKE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    IDLE_CONNECTION_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BUFFERED_OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENT_CALLS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONNECTIONS_PER_UID_FIELD_NUMBER: _ClassVar[int]
     MAX_FRAME_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUED_PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SESSIONS_PER_UID_FIELD_NUMBER: _ClassVar[int]
+    PEER_IS_ADMIN_FIELD_NUMBER: _ClassVar[int]
+    PEER_MAY_REGISTER_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    PEER_UID_FIELD_NUMBER: _ClassVar[int]
     SERVER_NAME_FIELD_NUMBER: _ClassVar[int]
     SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     connection_id: int
+    handshake_timeout_ms: int
+    idle_connection_timeout_ms: int
+    max_buffered_output_bytes: int
     max_concurrent_calls: int
+    max_connections: int
+    max_connections_per_uid: int
     max_frame_size: int
     max_queued_prompts: int
+    max_sessions_per_uid: int
+    peer_is_admin: bool
+    peer_may_register_workers: bool
+    peer_uid: int
     server_name: str
     server_version: str
     version: int
-    def __init__(self, version: _Optional[int] = ..., server_name: _Optional[str] = ..., server_version: _Optional[str] = ..., max_frame_size: _Optional[int] = ..., max_concurrent_calls: _Optional[int] = ..., connection_id: _Optional[int] = ..., max_queued_prompts: _Optional[int] = ...) -> None: ...
+    def __init__(self, version: _Optional[int] = ..., server_name: _Optional[str] = ..., server_version: _Optional[str] = ..., max_frame_size: _Optional[int] = ..., max_concurrent_calls: _Optional[int] = ..., connection_id: _Optional[int] = ..., max_queued_prompts: _Optional[int] = ..., max_connections: _Optional[int] = ..., max_connections_per_uid: _Optional[int] = ..., max_sessions_per_uid: _Optional[int] = ..., handshake_timeout_ms: _Optional[int] = ..., idle_connection_timeout_ms: _Optional[int] = ..., max_buffered_output_bytes: _Optional[int] = ..., peer_uid: _Optional[int] = ..., peer_is_admin: bool = ..., peer_may_register_workers: bool = ...) -> None: ...
 
 class WorkerCommand(_message.Message):
     __slots__ = ["assignment", "cancellation", "heartbeat", "registered"]

@@ -42,12 +42,17 @@ typedef struct Switchboard__V1__TurnAccepted Switchboard__V1__TurnAccepted;
 typedef struct Switchboard__V1__TurnStarted Switchboard__V1__TurnStarted;
 typedef struct Switchboard__V1__OutputChunk Switchboard__V1__OutputChunk;
 typedef struct Switchboard__V1__TurnFinished Switchboard__V1__TurnFinished;
+typedef struct Switchboard__V1__TurnAttached Switchboard__V1__TurnAttached;
 typedef struct Switchboard__V1__PromptEvent Switchboard__V1__PromptEvent;
+typedef struct Switchboard__V1__AttachRequest Switchboard__V1__AttachRequest;
 typedef struct Switchboard__V1__ServerStatusRequest Switchboard__V1__ServerStatusRequest;
 typedef struct Switchboard__V1__ServerStatus Switchboard__V1__ServerStatus;
 typedef struct Switchboard__V1__SessionStatusRequest Switchboard__V1__SessionStatusRequest;
 typedef struct Switchboard__V1__TurnSummary Switchboard__V1__TurnSummary;
 typedef struct Switchboard__V1__SessionStatus Switchboard__V1__SessionStatus;
+typedef struct Switchboard__V1__ListTurnsRequest Switchboard__V1__ListTurnsRequest;
+typedef struct Switchboard__V1__TurnRecord Switchboard__V1__TurnRecord;
+typedef struct Switchboard__V1__ListTurnsResponse Switchboard__V1__ListTurnsResponse;
 typedef struct Switchboard__V1__HealthCheckRequest Switchboard__V1__HealthCheckRequest;
 typedef struct Switchboard__V1__HealthCheckResponse Switchboard__V1__HealthCheckResponse;
 typedef struct Switchboard__V1__WorkerRegister Switchboard__V1__WorkerRegister;
@@ -207,10 +212,33 @@ struct  Switchboard__V1__Welcome
    * Prompts a session may hold waiting behind its running turn (default).
    */
   uint32_t max_queued_prompts;
+  /*
+   * The limits this server enforces (0 = no limit), so a client can plan
+   * instead of discovering them by failure. See docs/SECURITY.md.
+   */
+  uint32_t max_connections;
+  uint32_t max_connections_per_uid;
+  uint32_t max_sessions_per_uid;
+  uint64_t handshake_timeout_ms;
+  /*
+   * A connection with no open call and no frame for this long is closed.
+   */
+  uint64_t idle_connection_timeout_ms;
+  /*
+   * Output the server buffers for one slow reader before it stops reading
+   * from the producer (a stream's backpressure bound).
+   */
+  uint64_t max_buffered_output_bytes;
+  /*
+   * Who the kernel says the peer is (SO_PEERCRED) and what the policy lets it do.
+   */
+  uint32_t peer_uid;
+  protobuf_c_boolean peer_is_admin;
+  protobuf_c_boolean peer_may_register_workers;
 };
 #define SWITCHBOARD__V1__WELCOME__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__welcome__descriptor) \
-    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0 }
+    , 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 struct  Switchboard__V1__MetadataEntry
@@ -373,7 +401,10 @@ typedef enum {
   SWITCHBOARD__V1__PAYLOAD__BODY_HEALTH_CHECK_REQUEST = 14,
   SWITCHBOARD__V1__PAYLOAD__BODY_HEALTH_CHECK_RESPONSE = 15,
   SWITCHBOARD__V1__PAYLOAD__BODY_WORKER_MESSAGE = 16,
-  SWITCHBOARD__V1__PAYLOAD__BODY_WORKER_COMMAND = 17
+  SWITCHBOARD__V1__PAYLOAD__BODY_WORKER_COMMAND = 17,
+  SWITCHBOARD__V1__PAYLOAD__BODY_ATTACH_REQUEST = 18,
+  SWITCHBOARD__V1__PAYLOAD__BODY_LIST_TURNS_REQUEST = 19,
+  SWITCHBOARD__V1__PAYLOAD__BODY_LIST_TURNS_RESPONSE = 20
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__V1__PAYLOAD__BODY__CASE)
 } Switchboard__V1__Payload__BodyCase;
 
@@ -405,10 +436,16 @@ struct  Switchboard__V1__Payload
      * Workers: /switchboard.v1.Workers/Connect.
      */
     Switchboard__V1__WorkerMessage *worker_message;
-    /*
-     * 18-63 reserved for the attach and history calls.
-     */
     Switchboard__V1__WorkerCommand *worker_command;
+    /*
+     * /switchboard.v1.Prompts/Attach and /switchboard.v1.Sessions/ListTurns.
+     */
+    Switchboard__V1__AttachRequest *attach_request;
+    Switchboard__V1__ListTurnsRequest *list_turns_request;
+    /*
+     * 21-63 reserved.
+     */
+    Switchboard__V1__ListTurnsResponse *list_turns_response;
   };
 };
 #define SWITCHBOARD__V1__PAYLOAD__INIT \
@@ -456,10 +493,22 @@ struct  Switchboard__V1__SessionSettings
    * has free capacity.
    */
   Switchboard__V1__NoWorkerPolicy when_no_worker;
+  /*
+   * History retention; 0 = the server default. Finished turns kept ...
+   */
+  uint32_t retain_turns;
+  /*
+   * ... the output bytes kept over all finished turns ...
+   */
+  uint64_t retain_output_bytes;
+  /*
+   * ... and the age after which a finished turn is dropped.
+   */
+  uint64_t retain_age_ms;
 };
 #define SWITCHBOARD__V1__SESSION_SETTINGS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__session_settings__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, SWITCHBOARD__V1__NO_WORKER_POLICY__NO_WORKER_POLICY_WAIT }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, SWITCHBOARD__V1__NO_WORKER_POLICY__NO_WORKER_POLICY_WAIT, 0, 0, 0 }
 
 
 struct  Switchboard__V1__Session
@@ -589,10 +638,15 @@ struct  Switchboard__V1__PromptRequest
   char *session_id;
   char *prompt;
   Switchboard__V1__BusyPolicy when_busy;
+  /*
+   * By default a turn keeps running when its caller's connection goes away
+   * (its output is kept; see Attach). True cancels it instead.
+   */
+  protobuf_c_boolean cancel_on_disconnect;
 };
 #define SWITCHBOARD__V1__PROMPT_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__prompt_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__V1__BUSY_POLICY__BUSY_POLICY_WAIT }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, SWITCHBOARD__V1__BUSY_POLICY__BUSY_POLICY_WAIT, 0 }
 
 
 struct  Switchboard__V1__TurnAccepted
@@ -650,18 +704,39 @@ struct  Switchboard__V1__TurnFinished
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
+/*
+ * Attach's first event: which turn the call follows and where it stands.
+ */
+struct  Switchboard__V1__TurnAttached
+{
+  ProtobufCMessage base;
+  char *turn_id;
+  Switchboard__V1__TurnState state;
+  /*
+   * Highest output sequence number produced so far.
+   */
+  uint64_t last_sequence;
+};
+#define SWITCHBOARD__V1__TURN_ATTACHED__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__turn_attached__descriptor) \
+    , (char *)protobuf_c_empty_string, SWITCHBOARD__V1__TURN_STATE__TURN_STATE_UNSPECIFIED, 0 }
+
+
 typedef enum {
   SWITCHBOARD__V1__PROMPT_EVENT__EVENT__NOT_SET = 0,
   SWITCHBOARD__V1__PROMPT_EVENT__EVENT_ACCEPTED = 1,
   SWITCHBOARD__V1__PROMPT_EVENT__EVENT_STARTED = 2,
   SWITCHBOARD__V1__PROMPT_EVENT__EVENT_OUTPUT = 3,
-  SWITCHBOARD__V1__PROMPT_EVENT__EVENT_FINISHED = 4
+  SWITCHBOARD__V1__PROMPT_EVENT__EVENT_FINISHED = 4,
+  SWITCHBOARD__V1__PROMPT_EVENT__EVENT_ATTACHED = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(SWITCHBOARD__V1__PROMPT_EVENT__EVENT__CASE)
 } Switchboard__V1__PromptEvent__EventCase;
 
 /*
  * Server -> client events of one prompt call, in order:
  * accepted, started, output*, finished; then CallEnd with the turn's status.
+ * An attach call sends attached, output* (sequence > after_sequence),
+ * finished; then CallEnd with the turn's status.
  */
 struct  Switchboard__V1__PromptEvent
 {
@@ -672,11 +747,34 @@ struct  Switchboard__V1__PromptEvent
     Switchboard__V1__TurnStarted *started;
     Switchboard__V1__OutputChunk *output;
     Switchboard__V1__TurnFinished *finished;
+    Switchboard__V1__TurnAttached *attached;
   };
 };
 #define SWITCHBOARD__V1__PROMPT_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__prompt_event__descriptor) \
     , SWITCHBOARD__V1__PROMPT_EVENT__EVENT__NOT_SET, {0} }
+
+
+/*
+ * /switchboard.v1.Prompts/Attach (server streaming): replays a turn's kept
+ * output after a sequence number, then follows the turn live to its end.
+ */
+struct  Switchboard__V1__AttachRequest
+{
+  ProtobufCMessage base;
+  char *session_id;
+  /*
+   * Empty = the session's running turn, else its most recent one.
+   */
+  char *turn_id;
+  /*
+   * Replay chunks with sequence > after_sequence; 0 = from the first chunk.
+   */
+  uint64_t after_sequence;
+};
+#define SWITCHBOARD__V1__ATTACH_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__attach_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Switchboard__V1__ServerStatusRequest
@@ -720,10 +818,14 @@ struct  Switchboard__V1__ServerStatus
    */
   size_t n_worker_queues;
   Switchboard__V1__WorkerQueueInfo **worker_queues;
+  /*
+   * Where sessions are kept (administrators only); empty = memory only.
+   */
+  char *state_directory;
 };
 #define SWITCHBOARD__V1__SERVER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__server_status__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0,NULL, 0,NULL }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__V1__SessionStatusRequest
@@ -755,10 +857,11 @@ struct  Switchboard__V1__TurnSummary
    * First bytes of the prompt (at most 200).
    */
   char *prompt_preview;
+  uint64_t accepted_at_ms;
 };
 #define SWITCHBOARD__V1__TURN_SUMMARY__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__turn_summary__descriptor) \
-    , (char *)protobuf_c_empty_string, SWITCHBOARD__V1__TURN_STATE__TURN_STATE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, SWITCHBOARD__V1__TURN_STATE__TURN_STATE_UNSPECIFIED, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Switchboard__V1__SessionStatus
@@ -774,6 +877,68 @@ struct  Switchboard__V1__SessionStatus
 #define SWITCHBOARD__V1__SESSION_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__session_status__descriptor) \
     , NULL, 0,NULL }
+
+
+/*
+ * /switchboard.v1.Sessions/ListTurns: a session's kept turns, oldest first.
+ */
+struct  Switchboard__V1__ListTurnsRequest
+{
+  ProtobufCMessage base;
+  char *session_id;
+  /*
+   * 0 = 20; the server caps it at 100.
+   */
+  uint32_t page_size;
+  /*
+   * next_page_token of the previous page; empty = from the oldest kept turn.
+   */
+  char *page_token;
+  /*
+   * Include each turn's whole prompt and kept output.
+   */
+  protobuf_c_boolean include_output;
+};
+#define SWITCHBOARD__V1__LIST_TURNS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__list_turns_request__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, 0 }
+
+
+struct  Switchboard__V1__TurnRecord
+{
+  ProtobufCMessage base;
+  Switchboard__V1__TurnSummary *summary;
+  /*
+   * The whole prompt (include_output only).
+   */
+  char *prompt;
+  /*
+   * The turn's output, chunks concatenated (include_output only).
+   */
+  ProtobufCBinaryData output;
+  /*
+   * True when retention dropped this turn's output.
+   */
+  protobuf_c_boolean output_dropped;
+};
+#define SWITCHBOARD__V1__TURN_RECORD__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__turn_record__descriptor) \
+    , NULL, (char *)protobuf_c_empty_string, {0,NULL}, 0 }
+
+
+struct  Switchboard__V1__ListTurnsResponse
+{
+  ProtobufCMessage base;
+  size_t n_turns;
+  Switchboard__V1__TurnRecord **turns;
+  /*
+   * Empty when this is the last page.
+   */
+  char *next_page_token;
+};
+#define SWITCHBOARD__V1__LIST_TURNS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__list_turns_response__descriptor) \
+    , 0,NULL, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__V1__HealthCheckRequest
@@ -1520,6 +1685,25 @@ Switchboard__V1__TurnFinished *
 void   switchboard__v1__turn_finished__free_unpacked
                      (Switchboard__V1__TurnFinished *message,
                       ProtobufCAllocator *allocator);
+/* Switchboard__V1__TurnAttached methods */
+void   switchboard__v1__turn_attached__init
+                     (Switchboard__V1__TurnAttached         *message);
+size_t switchboard__v1__turn_attached__get_packed_size
+                     (const Switchboard__V1__TurnAttached   *message);
+size_t switchboard__v1__turn_attached__pack
+                     (const Switchboard__V1__TurnAttached   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__turn_attached__pack_to_buffer
+                     (const Switchboard__V1__TurnAttached   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__TurnAttached *
+       switchboard__v1__turn_attached__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__turn_attached__free_unpacked
+                     (Switchboard__V1__TurnAttached *message,
+                      ProtobufCAllocator *allocator);
 /* Switchboard__V1__PromptEvent methods */
 void   switchboard__v1__prompt_event__init
                      (Switchboard__V1__PromptEvent         *message);
@@ -1538,6 +1722,25 @@ Switchboard__V1__PromptEvent *
                       const uint8_t       *data);
 void   switchboard__v1__prompt_event__free_unpacked
                      (Switchboard__V1__PromptEvent *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__AttachRequest methods */
+void   switchboard__v1__attach_request__init
+                     (Switchboard__V1__AttachRequest         *message);
+size_t switchboard__v1__attach_request__get_packed_size
+                     (const Switchboard__V1__AttachRequest   *message);
+size_t switchboard__v1__attach_request__pack
+                     (const Switchboard__V1__AttachRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__attach_request__pack_to_buffer
+                     (const Switchboard__V1__AttachRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__AttachRequest *
+       switchboard__v1__attach_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__attach_request__free_unpacked
+                     (Switchboard__V1__AttachRequest *message,
                       ProtobufCAllocator *allocator);
 /* Switchboard__V1__ServerStatusRequest methods */
 void   switchboard__v1__server_status_request__init
@@ -1633,6 +1836,63 @@ Switchboard__V1__SessionStatus *
                       const uint8_t       *data);
 void   switchboard__v1__session_status__free_unpacked
                      (Switchboard__V1__SessionStatus *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__ListTurnsRequest methods */
+void   switchboard__v1__list_turns_request__init
+                     (Switchboard__V1__ListTurnsRequest         *message);
+size_t switchboard__v1__list_turns_request__get_packed_size
+                     (const Switchboard__V1__ListTurnsRequest   *message);
+size_t switchboard__v1__list_turns_request__pack
+                     (const Switchboard__V1__ListTurnsRequest   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__list_turns_request__pack_to_buffer
+                     (const Switchboard__V1__ListTurnsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__ListTurnsRequest *
+       switchboard__v1__list_turns_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__list_turns_request__free_unpacked
+                     (Switchboard__V1__ListTurnsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__TurnRecord methods */
+void   switchboard__v1__turn_record__init
+                     (Switchboard__V1__TurnRecord         *message);
+size_t switchboard__v1__turn_record__get_packed_size
+                     (const Switchboard__V1__TurnRecord   *message);
+size_t switchboard__v1__turn_record__pack
+                     (const Switchboard__V1__TurnRecord   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__turn_record__pack_to_buffer
+                     (const Switchboard__V1__TurnRecord   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__TurnRecord *
+       switchboard__v1__turn_record__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__turn_record__free_unpacked
+                     (Switchboard__V1__TurnRecord *message,
+                      ProtobufCAllocator *allocator);
+/* Switchboard__V1__ListTurnsResponse methods */
+void   switchboard__v1__list_turns_response__init
+                     (Switchboard__V1__ListTurnsResponse         *message);
+size_t switchboard__v1__list_turns_response__get_packed_size
+                     (const Switchboard__V1__ListTurnsResponse   *message);
+size_t switchboard__v1__list_turns_response__pack
+                     (const Switchboard__V1__ListTurnsResponse   *message,
+                      uint8_t             *out);
+size_t switchboard__v1__list_turns_response__pack_to_buffer
+                     (const Switchboard__V1__ListTurnsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Switchboard__V1__ListTurnsResponse *
+       switchboard__v1__list_turns_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   switchboard__v1__list_turns_response__free_unpacked
+                     (Switchboard__V1__ListTurnsResponse *message,
                       ProtobufCAllocator *allocator);
 /* Switchboard__V1__HealthCheckRequest methods */
 void   switchboard__v1__health_check_request__init
@@ -1983,8 +2243,14 @@ typedef void (*Switchboard__V1__OutputChunk_Closure)
 typedef void (*Switchboard__V1__TurnFinished_Closure)
                  (const Switchboard__V1__TurnFinished *message,
                   void *closure_data);
+typedef void (*Switchboard__V1__TurnAttached_Closure)
+                 (const Switchboard__V1__TurnAttached *message,
+                  void *closure_data);
 typedef void (*Switchboard__V1__PromptEvent_Closure)
                  (const Switchboard__V1__PromptEvent *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__AttachRequest_Closure)
+                 (const Switchboard__V1__AttachRequest *message,
                   void *closure_data);
 typedef void (*Switchboard__V1__ServerStatusRequest_Closure)
                  (const Switchboard__V1__ServerStatusRequest *message,
@@ -2000,6 +2266,15 @@ typedef void (*Switchboard__V1__TurnSummary_Closure)
                   void *closure_data);
 typedef void (*Switchboard__V1__SessionStatus_Closure)
                  (const Switchboard__V1__SessionStatus *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__ListTurnsRequest_Closure)
+                 (const Switchboard__V1__ListTurnsRequest *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__TurnRecord_Closure)
+                 (const Switchboard__V1__TurnRecord *message,
+                  void *closure_data);
+typedef void (*Switchboard__V1__ListTurnsResponse_Closure)
+                 (const Switchboard__V1__ListTurnsResponse *message,
                   void *closure_data);
 typedef void (*Switchboard__V1__HealthCheckRequest_Closure)
                  (const Switchboard__V1__HealthCheckRequest *message,
@@ -2081,12 +2356,17 @@ extern const ProtobufCMessageDescriptor switchboard__v1__turn_accepted__descript
 extern const ProtobufCMessageDescriptor switchboard__v1__turn_started__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__output_chunk__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__turn_finished__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__turn_attached__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__prompt_event__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__attach_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__server_status_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__server_status__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__session_status_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__turn_summary__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__session_status__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__list_turns_request__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__turn_record__descriptor;
+extern const ProtobufCMessageDescriptor switchboard__v1__list_turns_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__health_check_request__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__health_check_response__descriptor;
 extern const ProtobufCMessageDescriptor switchboard__v1__worker_register__descriptor;
