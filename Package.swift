@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "SwitchboardCore", targets: ["SwitchboardCore"]),
         .library(name: "SwitchboardServer", targets: ["SwitchboardServer"]),
         .library(name: "SwitchboardClient", targets: ["SwitchboardClient"]),
+        // The length-prefixed NIO codec; a product so the fuzz package (Fuzz/) can drive it.
+        .library(name: "SwitchboardTransport", targets: ["SwitchboardTransport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),

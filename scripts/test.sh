@@ -8,6 +8,7 @@
 #      conformance suite with every client (conformance/run.sh)
 #   5. runs the benchmark harness in its quick mode (Benchmarks/run.sh --quick:
 #      Switchboard only, debug build, seconds of load, no figures asserted)
+#      and the libFuzzer targets for 20 s each (scripts/fuzz.sh; docs/SECURITY.md)
 #   6. runs the in-process suites again under Thread Sanitizer
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +46,9 @@ SWITCHBOARD_BIN="$switchboard_bin" conformance/run.sh
 
 step "benchmark harness, quick mode (Benchmarks/run.sh --quick)"
 Benchmarks/run.sh --quick
+
+step "fuzzing, short run (scripts/fuzz.sh --seconds 20: six libFuzzer targets, ASan)"
+scripts/fuzz.sh --seconds 20
 
 step "swift test --sanitize=thread (every in-process suite)"
 # The in-process suites (protocol, core, transport, server over real sockets,
