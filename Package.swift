@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "SwitchboardCore", targets: ["SwitchboardCore"]),
         .library(name: "SwitchboardServer", targets: ["SwitchboardServer"]),
         .library(name: "SwitchboardClient", targets: ["SwitchboardClient"]),
+        .library(name: "SwitchboardPersistence", targets: ["SwitchboardPersistence"]),
         // The length-prefixed NIO codec; a product so the fuzz package (Fuzz/) can drive it.
         .library(name: "SwitchboardTransport", targets: ["SwitchboardTransport"]),
     ],
@@ -22,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
@@ -39,6 +41,16 @@ let package = Package(
             name: "SwitchboardCore",
             dependencies: [
                 "SwitchboardProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "SwitchboardPersistence",
+            dependencies: [
+                "SwitchboardCore",
+                "SwitchboardProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -80,6 +92,7 @@ let package = Package(
                 "SwitchboardServer",
                 "SwitchboardClient",
                 "SwitchboardCore",
+                "SwitchboardPersistence",
                 "SwitchboardProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -99,6 +112,30 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"], swiftSettings: strict),
+        .testTarget(
+            name: "SwitchboardPersistenceTests",
+            dependencies: [
+                "SwitchboardPersistence",
+                "SwitchboardCore",
+                "SwitchboardProtocol",
+                "switchboard-store-crash-helper",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // Records into a store and dies without closing it (the crash test's child).
+        .executableTarget(
+            name: "switchboard-store-crash-helper",
+            dependencies: [
+                "SwitchboardPersistence",
+                "SwitchboardCore",
+                "SwitchboardProtocol",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/SwitchboardPersistenceCrashHelper",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SwitchboardServerTests",
             dependencies: [

@@ -11,6 +11,8 @@ pkg-config --exists libprotobuf-c 2>/dev/null || missing+=(libprotobuf-c-dev)
 command -v protoc-c >/dev/null || missing+=(protobuf-c-compiler)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v setpriv >/dev/null || missing+=(util-linux)
+# The session store (SwitchboardPersistence) links GRDB against the system SQLite.
+pkg-config --exists sqlite3 2>/dev/null || missing+=(libsqlite3-dev)
 # The systemd tests run the real systemd-socket-activate and systemd-analyze.
 { command -v systemd-socket-activate && command -v systemd-analyze; } >/dev/null || missing+=(systemd)
 # The C and Python clients (clients/c, clients/python) and the conformance suite:

@@ -1,0 +1,121 @@
+import Foundation
+import GRDB
+import Logging
+import SwitchboardCore
+import SwitchboardProtocol
+
+/// Applies one batch of operations inside the writer's transaction.
+///
+/// Output counters (`chunks`, `bytes`, `last_sequence`) are summed per turn and
+/// written once per batch (and before the turn's ending), so they always match
+/// the chunks committed with them. A constraint failure of one operation (a
+/// turn of a session deleted meanwhile, a duplicate) is logged and skipped; any
+/// other error fails the whole batch, which the writer retries.
+struct BatchApplier {
+    let db: Database
+    let logger: Logger
+
+    private struct Delta {
+        var chunks: Int64 = 0
+        var bytes: Int64 = 0
+        var lastSequence: Int64 = 0
+    }
+
+    func apply(_ batch: [PendingOperation]) throws -> [(ticket: UInt64, error: (any Error)?)] {
+        var results: [(ticket: UInt64, error: (any Error)?)] = []
+        var deltas: [UInt64: Delta] = [:]
+        var activity: [String: UInt64] = [:]
+        var retentionSessions: [String] = []
+        for operation in batch {
+            switch operation {
+            case .createSession(let session, let ticket):
+                do {
+                    try db.inSavepoint {
+                        try Rows.insertSession(session, into: db)
+                        return .commit
+                    }
+                    results.append((ticket, nil))
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+                    results.append((ticket, SwitchboardError(
+                        code: .alreadyExists, message: "session \(session.id) already exists in the session store", cause: error
+                    )))
+                }
+            case .deleteSession(let id, let ticket):
+                try db.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id])
+                activity.removeValue(forKey: id)
+                results.append((ticket, nil))
+            case .activity(let sessionID, let atMs):
+                activity[sessionID] = max(activity[sessionID] ?? 0, atMs)
+            case .accepted(let turn, let position):
+                try tolerant("accepting turn \(turn.turnID)") {
+                    try Rows.insertTurn(turn, position: position, into: db)
+                }
+            case .started(let key, let position, let atMs):
+                try tolerant("starting turn \(key.turnID)") {
+                    try db.cachedStatement(sql: """
+                        UPDATE turns SET started_at_ms = ?, state = CASE WHEN state = 1 THEN 2 ELSE state END
+                        WHERE position = ?
+                        """).execute(arguments: [Int64(clamping: atMs), Int64(clamping: position)])
+                }
+            case .output(let key, let position, let chunk):
+                try tolerant("output of turn \(key.turnID)") {
+                    try db.cachedStatement(sql: "INSERT INTO output (turn, sequence, data) VALUES (?, ?, ?)")
+                        .execute(arguments: [Int64(clamping: position), Int64(clamping: chunk.sequence), Data(chunk.data)])
+                    var delta = deltas[position] ?? Delta()
+                    delta.chunks += 1
+                    delta.bytes += Int64(chunk.data.count)
+                    delta.lastSequence = max(delta.lastSequence, Int64(clamping: chunk.sequence))
+                    deltas[position] = delta
+                }
+            case .finished(let key, let position, let ending):
+                if let delta = deltas.removeValue(forKey: position) {
+                    try writeDelta(delta, position: position)
+                }
+                try db.cachedStatement(sql: """
+                    UPDATE turns SET state = 3, code = ?, message = ?, stop_reason = ?, ended_at_ms = ?
+                    WHERE position = ?
+                    """).execute(arguments: [
+                        Int64(ending.code.rawValue), ending.message, ending.stopReason,
+                        Int64(clamping: ending.endedAtMs), Int64(clamping: position),
+                    ])
+                if !retentionSessions.contains(key.sessionID) { retentionSessions.append(key.sessionID) }
+            }
+        }
+        for (position, delta) in deltas {
+            try writeDelta(delta, position: position)
+        }
+        for (sessionID, atMs) in activity {
+            try db.cachedStatement(sql: "UPDATE sessions SET last_activity_ms = max(last_activity_ms, ?) WHERE id = ?")
+                .execute(arguments: [Int64(clamping: atMs), sessionID])
+        }
+        let now = EpochMilliseconds.now()
+        for sessionID in retentionSessions {
+            try Retention.apply(db, sessionID: sessionID, nowMs: now)
+        }
+        return results
+    }
+
+    private func writeDelta(_ delta: Delta, position: UInt64) throws {
+        try db.cachedStatement(sql: """
+            UPDATE turns SET chunks = chunks + ?, bytes = bytes + ?, last_sequence = max(last_sequence, ?)
+            WHERE position = ?
+            """).execute(arguments: [delta.chunks, delta.bytes, delta.lastSequence, Int64(clamping: position)])
+    }
+
+    private func tolerant(_ what: String, _ body: () throws -> Void) throws {
+        do {
+            try body()
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            logger.warning("session store: \(what) skipped: \(error.message ?? "constraint failed")")
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch (the unit of every stored time).
+enum EpochMilliseconds {
+    static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return UInt64(time.tv_sec) * 1000 + UInt64(time.tv_nsec) / 1_000_000
+    }
+}

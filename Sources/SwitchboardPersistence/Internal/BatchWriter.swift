@@ -1,0 +1,391 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import GRDB
+import Logging
+import Synchronization
+import SwitchboardCore
+import SwitchboardProtocol
+
+/// Collects recorded changes in memory and writes them from one dedicated
+/// thread, one transaction per batch.
+///
+/// Why a thread of its own: GRDB's synchronous `write` blocks its caller until
+/// the transaction commits (and a create or delete waits for an fsync), which
+/// must never happen on an event loop or a cooperative-pool thread. Record
+/// calls only append under `state`'s lock and, when the batch becomes due,
+/// signal the writer.
+///
+/// A batch is due when it holds `maxChunks` chunks or `maxBytes` bytes, when its
+/// oldest operation has waited `interval`, or at once when someone waits for it
+/// (create, delete, flush, close).
+final class BatchWriter: Sendable {
+    struct Parameters: Sendable {
+        var maxChunks: Int
+        var maxBytes: Int
+        var interval: Duration
+        var backlogWarningBytes: Int
+    }
+
+    private enum WaitMode { case none, untilSignalled, timed }
+
+    private struct State: ~Copyable {
+        /// Recorded, not yet taken by the writer.
+        var pending: [PendingOperation] = []
+        var pendingChunks = 0
+        var pendingBytes = 0
+        var oldestPendingNs: UInt64 = 0
+        /// Taken by the writer, not yet committed (still visible to reads).
+        var inFlight: [PendingOperation] = []
+        /// Operations recorded and operations resolved (committed or failed).
+        var enqueued: UInt64 = 0
+        var resolved: UInt64 = 0
+        var urgent = false
+        var waitMode = WaitMode.none
+        var flushWaiters: [(target: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+        var tickets: [UInt64: CheckedContinuation<Void, any Error>] = [:]
+        var nextTicket: UInt64 = 1
+        /// Positions of turns accepted in this process and not finished yet.
+        var liveTurns: [TurnKey: UInt64] = [:]
+        var lastPosition: UInt64
+        var closing = false
+        var exited = false
+        var exitWaiter: CheckedContinuation<Void, Never>?
+        var backlogWarned = false
+
+        init(lastPosition: UInt64) {
+            self.lastPosition = lastPosition
+        }
+    }
+
+    private let pool: DatabasePool
+    private let logger: Logger
+    private let parameters: Parameters
+    private let state: Mutex<State>
+    private let wakeUp = DispatchSemaphore(value: 0)
+
+    init(pool: DatabasePool, lastPosition: UInt64, parameters: Parameters, logger: Logger) {
+        self.pool = pool
+        self.parameters = parameters
+        self.logger = logger
+        self.state = Mutex(State(lastPosition: lastPosition))
+    }
+
+    /// Starts the writer thread.
+    func start() throws(SwitchboardError) {
+        if let error = WriterThread.start({ [self] in run() }) {
+            throw SwitchboardError(code: .internal, message: "cannot start the store's writer thread (error \(error))")
+        }
+    }
+
+    // MARK: - Recording (any thread, never blocks on the database)
+
+    /// Appends one operation; `prepare` runs under the lock (assigning positions,
+    /// tracking live turns) and may refuse by returning nil.
+    /// Returns false when refused (closed, or `prepare` said no).
+    @discardableResult
+    private func enqueue(urgent: Bool = false, _ prepare: (inout State) -> PendingOperation?) -> Bool {
+        let (accepted, signal) = state.withLockAnnotated { (state: inout State) -> (Bool, Bool) in
+            if state.closing { return (false, false) }
+            guard let operation = prepare(&state) else { return (false, false) }
+            if state.pending.isEmpty {
+                state.oldestPendingNs = DispatchTime.now().uptimeNanoseconds
+            }
+            state.pending.append(operation)
+            state.enqueued += 1
+            if case .output(_, _, let chunk) = operation {
+                state.pendingChunks += 1
+                state.pendingBytes += chunk.data.count
+            }
+            if urgent { state.urgent = true }
+            if state.pendingBytes > parameters.backlogWarningBytes, !state.backlogWarned {
+                state.backlogWarned = true
+                logger.warning("session store writer is behind: more than \(parameters.backlogWarningBytes) bytes of output wait to be written; batches grow until it catches up")
+            }
+            return (true, wakeNeeded(&state))
+        }
+        if signal { wakeUp.signal() }
+        return accepted
+    }
+
+    /// Whether the writer must be woken now (it sleeps until signalled, or the
+    /// batch just became due while it sleeps on a timer).
+    private func wakeNeeded(_ state: inout State) -> Bool {
+        switch state.waitMode {
+        case .none:
+            return false
+        case .untilSignalled:
+            state.waitMode = .none
+            return true
+        case .timed:
+            if state.urgent || state.pendingChunks >= parameters.maxChunks || state.pendingBytes >= parameters.maxBytes {
+                state.waitMode = .none
+                return true
+            }
+            return false
+        }
+    }
+
+    func recordActivity(sessionID: String, atMs: UInt64) {
+        enqueue { _ in .activity(sessionID: sessionID, atMs: atMs) }
+    }
+
+    func recordAccepted(_ turn: StoredTurn) {
+        enqueue { state in
+            let key = TurnKey(sessionID: turn.sessionID, turnID: turn.turnID)
+            guard state.liveTurns[key] == nil else { return nil }
+            state.lastPosition += 1
+            let position = state.lastPosition
+            if turn.state != .finished { state.liveTurns[key] = position }
+            return .accepted(turn, position: position)
+        }
+    }
+
+    func recordStarted(_ key: TurnKey, atMs: UInt64) {
+        enqueue { state in
+            guard let position = state.liveTurns[key] else { return self.unknown(key, "start") }
+            return .started(key, position: position, atMs: atMs)
+        }
+    }
+
+    func recordOutput(_ key: TurnKey, chunk: OutputChunk) {
+        enqueue { state in
+            guard let position = state.liveTurns[key] else { return self.unknown(key, "output") }
+            return .output(key, position: position, chunk: chunk)
+        }
+    }
+
+    func recordFinished(_ key: TurnKey, ending: StoredTurnEnding) {
+        enqueue { state in
+            guard let position = state.liveTurns.removeValue(forKey: key) else { return self.unknown(key, "end") }
+            return .finished(key, position: position, ending: ending)
+        }
+    }
+
+    /// Expected after `deleteSession` (a cancelled turn of the closed session
+    /// ends later) and for turns the store never saw: nothing to record.
+    private func unknown(_ key: TurnKey, _ what: String) -> PendingOperation? {
+        logger.debug("session store: \(what) of unknown turn \(key.turnID) of session \(key.sessionID) ignored")
+        return nil
+    }
+
+    // MARK: - Waiting for the disk
+
+    /// Appends a create or delete and waits until it is committed (FULL sync).
+    func writeDurably(_ make: @escaping @Sendable (UInt64) -> PendingOperation) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let accepted = enqueue(urgent: true) { state in
+                let ticket = state.nextTicket
+                state.nextTicket += 1
+                let operation = make(ticket)
+                if case .deleteSession(let id, _) = operation {
+                    state.liveTurns = state.liveTurns.filter { $0.key.sessionID != id }
+                }
+                state.tickets[ticket] = continuation
+                return operation
+            }
+            // Refused only once closing, before the continuation was stored.
+            if !accepted { continuation.resume(throwing: Self.closedError) }
+        }
+    }
+
+    /// Waits until everything recorded before the call is committed.
+    func flush() async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let signal = state.withLockAnnotated { (state: inout State) -> Bool? in
+                if state.resolved >= state.enqueued { return nil }
+                state.flushWaiters.append((state.enqueued, continuation))
+                state.urgent = true
+                return wakeNeeded(&state)
+            }
+            switch signal {
+            case nil: continuation.resume()
+            case true?: wakeUp.signal()
+            case false?: break
+            }
+        }
+    }
+
+    /// Writes what is pending, stops accepting records and ends the thread.
+    func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let exited = state.withLockAnnotated { state in
+                state.closing = true
+                state.urgent = true
+                if state.exited { return true }
+                state.exitWaiter = continuation
+                state.waitMode = .none
+                return false
+            }
+            if exited { continuation.resume() } else { wakeUp.signal() }
+        }
+    }
+
+    static let closedError = SwitchboardError(code: .failedPrecondition, message: "the session store is closed")
+
+    // MARK: - Reads
+
+    /// The not-yet-committed operations of one session, in order. Taken before
+    /// reading the database so that every operation is either here or already
+    /// committed when the read transaction starts.
+    func pendingView(sessionID: String) -> PendingView {
+        state.withLockAnnotated { state in
+            var view = PendingView()
+            for operation in state.inFlight where operation.sessionID == sessionID {
+                view.operations.append(operation)
+            }
+            for operation in state.pending where operation.sessionID == sessionID {
+                view.operations.append(operation)
+            }
+            return view
+        }
+    }
+
+    // MARK: - The writer thread
+
+    private enum Step {
+        case write([PendingOperation])
+        case wait(timeoutNs: UInt64?)
+        case exit(CheckedContinuation<Void, Never>?)
+    }
+
+    private func run() {
+        var failures = 0
+        while true {
+            let step = state.withLockAnnotated { (state: inout State) -> Step in
+                if state.pending.isEmpty {
+                    if state.closing {
+                        state.exited = true
+                        let waiter = state.exitWaiter
+                        state.exitWaiter = nil
+                        return .exit(waiter)
+                    }
+                    state.urgent = false
+                    state.waitMode = .untilSignalled
+                    return .wait(timeoutNs: nil)
+                }
+                let age = DispatchTime.now().uptimeNanoseconds &- state.oldestPendingNs
+                let interval = UInt64(parameters.interval.components.seconds) * 1_000_000_000
+                    + UInt64(parameters.interval.components.attoseconds / 1_000_000_000)
+                let due = state.urgent || state.closing || age >= interval
+                    || state.pendingChunks >= parameters.maxChunks || state.pendingBytes >= parameters.maxBytes
+                if !due {
+                    state.waitMode = .timed
+                    return .wait(timeoutNs: interval - age)
+                }
+                state.inFlight = state.pending
+                state.pending = []
+                state.pendingChunks = 0
+                state.pendingBytes = 0
+                state.urgent = false
+                state.waitMode = .none
+                state.backlogWarned = false
+                return .write(state.inFlight)
+            }
+            switch step {
+            case .exit(let waiter):
+                waiter?.resume()
+                return
+            case .wait(let timeoutNs):
+                if let timeoutNs {
+                    _ = wakeUp.wait(timeout: .now() + .nanoseconds(Int(min(timeoutNs, UInt64(Int.max)))))
+                } else {
+                    wakeUp.wait()
+                }
+            case .write(let batch):
+                if write(batch) {
+                    failures = 0
+                } else {
+                    failures += 1
+                    // Back off before retrying; a closing store gives up after a few tries.
+                    _ = wakeUp.wait(timeout: .now() + .milliseconds(min(50 * failures, 1000)))
+                    if failures >= 3 { dropIfClosing() }
+                }
+            }
+        }
+    }
+
+    /// Writes one batch in one transaction. Returns false when it failed (the
+    /// batch, minus creates and deletes whose callers got the error, goes back
+    /// to the front of the queue).
+    private func write(_ batch: [PendingOperation]) -> Bool {
+        let durable = batch.contains { $0.ticket != nil }
+        var ticketResults: [(ticket: UInt64, error: (any Error)?)] = []
+        do {
+            try pool.writeWithoutTransaction { db in
+                if durable { try db.execute(sql: "PRAGMA synchronous = FULL") }
+                defer { if durable { try? db.execute(sql: "PRAGMA synchronous = NORMAL") } }
+                try db.inTransaction {
+                    ticketResults = try BatchApplier(db: db, logger: logger).apply(batch)
+                    return .commit
+                }
+            }
+        } catch {
+            logger.error("session store: writing a batch of \(batch.count) operations failed: \(error); retrying")
+            let (waiters, tickets) = state.withLockAnnotated { state in
+                var kept: [PendingOperation] = []
+                var failedTickets: [CheckedContinuation<Void, any Error>] = []
+                for operation in state.inFlight {
+                    if let ticket = operation.ticket {
+                        if let continuation = state.tickets.removeValue(forKey: ticket) { failedTickets.append(continuation) }
+                        state.resolved += 1
+                    } else {
+                        kept.append(operation)
+                    }
+                }
+                state.pending = kept + state.pending
+                state.pendingChunks = state.pending.reduce(0) { if case .output = $1 { $0 + 1 } else { $0 } }
+                state.pendingBytes = state.pending.reduce(0) {
+                    if case .output(_, _, let chunk) = $1 { $0 + chunk.data.count } else { $0 }
+                }
+                state.inFlight = []
+                let limit = state.resolved + UInt64(kept.count)
+                let failed = state.flushWaiters.filter { $0.target <= limit }.map(\.continuation)
+                state.flushWaiters.removeAll { $0.target <= limit }
+                return (failed, failedTickets)
+            }
+            let failure = SwitchboardError(code: .unavailable, message: "the session store could not write to its database: \(error)", cause: error)
+            for waiter in waiters { waiter.resume(throwing: failure) }
+            for ticket in tickets { ticket.resume(throwing: failure) }
+            return false
+        }
+        let (waiters, tickets) = state.withLockAnnotated { state in
+            state.resolved += UInt64(state.inFlight.count)
+            state.inFlight = []
+            let resolved = state.resolved
+            let done = state.flushWaiters.filter { $0.target <= resolved }.map(\.continuation)
+            state.flushWaiters.removeAll { $0.target <= resolved }
+            var finished: [(CheckedContinuation<Void, any Error>, (any Error)?)] = []
+            for (ticket, result) in ticketResults {
+                if let continuation = state.tickets.removeValue(forKey: ticket) { finished.append((continuation, result)) }
+            }
+            return (done, finished)
+        }
+        for waiter in waiters { waiter.resume() }
+        for (continuation, error) in tickets {
+            if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+        }
+        return true
+    }
+
+    /// A closing store whose writes keep failing gives up, loudly: the
+    /// operations it could not write are logged and their waiters fail.
+    private func dropIfClosing() {
+        let waiters = state.withLockAnnotated { state -> [CheckedContinuation<Void, any Error>] in
+            guard state.closing, !state.pending.isEmpty else { return [] }
+            logger.critical("session store: giving up on \(state.pending.count) operations that could not be written before closing")
+            state.resolved += UInt64(state.pending.count)
+            state.pending = []
+            state.pendingChunks = 0
+            state.pendingBytes = 0
+            var waiters = state.flushWaiters.map(\.continuation)
+            state.flushWaiters = []
+            waiters += state.tickets.values
+            state.tickets = [:]
+            return waiters
+        }
+        let error = SwitchboardError(code: .dataLoss, message: "the session store could not write its last changes before closing")
+        for waiter in waiters { waiter.resume(throwing: error) }
+    }
+}

@@ -1,0 +1,106 @@
+import GRDB
+import SwitchboardCore
+import SwitchboardProtocol
+
+/// Conversions between the stored values and table rows. SQLite integers are
+/// signed 64-bit: unsigned values are clamped on the way in (no real time,
+/// count or size comes near 2^63).
+enum Rows {
+    static func insertSession(_ session: StoredSession, into db: Database) throws {
+        let settings = session.settings
+        try db.cachedStatement(sql: """
+            INSERT INTO sessions (id, owner_uid, backend, idle_timeout_ms, turn_deadline_ms, stall_timeout_ms,
+                max_queued_prompts, when_no_worker, retain_turns, retain_output_bytes, retain_age_ms,
+                created_at_ms, last_activity_ms)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                session.id, Int64(session.ownerUID), settings.backend,
+                Int64(clamping: settings.idleTimeoutMs), Int64(clamping: settings.turnDeadlineMs),
+                Int64(clamping: settings.stallTimeoutMs), Int64(settings.maxQueuedPrompts),
+                Int64(settings.whenNoWorker.rawValue), Int64(settings.retainTurns),
+                Int64(clamping: settings.retainOutputBytes), Int64(clamping: settings.retainAgeMs),
+                Int64(clamping: session.createdAtMs), Int64(clamping: session.lastActivityMs),
+            ])
+        for (ordinal, label) in session.labels.enumerated() {
+            try db.cachedStatement(sql: "INSERT INTO session_labels (session_id, ordinal, key, value) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [session.id, ordinal, label.key, label.value])
+        }
+    }
+
+    static func insertTurn(_ turn: StoredTurn, position: UInt64, into db: Database) throws {
+        let ending = turn.ending
+        try db.cachedStatement(sql: """
+            INSERT INTO turns (position, session_id, turn_id, prompt, state, accepted_at_ms, started_at_ms,
+                code, message, stop_reason, ended_at_ms, chunks, bytes, last_sequence, output_dropped)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: [
+                Int64(clamping: position), turn.sessionID, turn.turnID, turn.prompt, Int64(turn.state.rawValue),
+                Int64(clamping: turn.acceptedAtMs), Int64(clamping: turn.startedAtMs),
+                ending.map { Int64($0.code.rawValue) }, ending?.message, ending?.stopReason,
+                ending.map { Int64(clamping: $0.endedAtMs) },
+                Int64(clamping: turn.chunks), Int64(clamping: turn.bytes), Int64(clamping: turn.chunks),
+                turn.outputDropped,
+            ])
+    }
+
+    /// The columns `turn(_:)` reads, in order.
+    static let turnColumns = """
+        session_id, turn_id, prompt, state, accepted_at_ms, started_at_ms, code, message, stop_reason,
+        ended_at_ms, chunks, bytes, output_dropped, position, last_sequence
+        """
+
+    static func turn(_ row: Row) -> StoredTurn {
+        var ending: StoredTurnEnding?
+        if let code: Int64 = row[6] {
+            ending = StoredTurnEnding(
+                code: StatusCode(rawValue: UInt32(clamping: code)),
+                message: row[7] ?? "",
+                stopReason: row[8] ?? "",
+                endedAtMs: unsigned(row[9] ?? 0)
+            )
+        }
+        return StoredTurn(
+            sessionID: row[0],
+            turnID: row[1],
+            prompt: row[2],
+            state: TurnState(rawValue: UInt32(clamping: row[3] as Int64)) ?? .unspecified,
+            acceptedAtMs: unsigned(row[4]),
+            startedAtMs: unsigned(row[5]),
+            ending: ending,
+            chunks: unsigned(row[10]),
+            bytes: unsigned(row[11]),
+            outputDropped: row[12]
+        )
+    }
+
+    /// The columns `session(_:)` reads, in order.
+    static let sessionColumns = """
+        id, owner_uid, backend, idle_timeout_ms, turn_deadline_ms, stall_timeout_ms, max_queued_prompts,
+        when_no_worker, retain_turns, retain_output_bytes, retain_age_ms, created_at_ms, last_activity_ms
+        """
+
+    static func session(_ row: Row) -> StoredSession {
+        StoredSession(
+            id: row[0],
+            labels: [],
+            settings: SessionSettings(
+                backend: row[2],
+                idleTimeoutMs: unsigned(row[3]),
+                turnDeadlineMs: unsigned(row[4]),
+                stallTimeoutMs: unsigned(row[5]),
+                maxQueuedPrompts: UInt32(clamping: row[6] as Int64),
+                whenNoWorker: NoWorkerPolicy(rawValue: UInt32(clamping: row[7] as Int64)) ?? .wait,
+                retainTurns: UInt32(clamping: row[8] as Int64),
+                retainOutputBytes: unsigned(row[9]),
+                retainAgeMs: unsigned(row[10])
+            ),
+            ownerUID: UInt32(clamping: row[1] as Int64),
+            createdAtMs: unsigned(row[11]),
+            lastActivityMs: unsigned(row[12])
+        )
+    }
+
+    static func unsigned(_ value: Int64) -> UInt64 {
+        UInt64(clamping: value)
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import GRDB
+import SwitchboardCore
+import SwitchboardProtocol
+
+/// Reads merge the database with what the writer has not committed yet. The
+/// pending snapshot is taken *before* the read transaction starts, so every
+/// recorded change is in one or the other (or both, for a batch committed in
+/// between: chunks are then taken once, by sequence).
+extension SQLiteSessionStore {
+    /// At most `limit` chunks (≤ 0: none, as in the in-memory store). Reading
+    /// past the end of a turn whose output was dropped gives no chunks, not an error.
+    public func output(sessionID: String, turnID: String, afterSequence: UInt64, limit: Int) async throws -> [OutputChunk] {
+        try checkOpen()
+        let pending = writer.pendingView(sessionID: sessionID)
+        let wanted = max(0, limit)
+        enum Found: Sendable { case missing, dropped, chunks([OutputChunk]) }
+        let found = try await pool.read { db -> Found in
+            guard let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT position, output_dropped, chunks FROM turns WHERE session_id = ? AND turn_id = ?"),
+                arguments: [sessionID, turnID]
+            ) else { return .missing }
+            if row[1] as Bool {
+                return afterSequence < Rows.unsigned(row[2]) ? .dropped : .chunks([])
+            }
+            return .chunks(try Self.chunks(db, position: row[0], after: afterSequence, limit: wanted))
+        }
+        var chunks: [OutputChunk]
+        switch found {
+        case .dropped:
+            throw SwitchboardError(
+                code: .outOfRange,
+                message: "the output of turn \(turnID) of session \(sessionID) was dropped by the session's retention settings"
+            )
+        case .missing:
+            guard pending.acceptedTurns.contains(where: { $0.turn.turnID == turnID }) else {
+                throw SwitchboardError(code: .notFound, message: "turn \(turnID) of session \(sessionID) not found")
+            }
+            chunks = []
+        case .chunks(let stored):
+            chunks = stored
+        }
+        var last = max(afterSequence, chunks.last?.sequence ?? 0)
+        for chunk in pending.chunks(turnID: turnID) where chunks.count < wanted && chunk.sequence > last {
+            chunks.append(chunk)
+            last = chunk.sequence
+        }
+        return chunks
+    }
+
+    /// At most `page.limit` turns (at least 1, as in the in-memory store).
+    public func turns(sessionID: String, page: TurnPage) async throws -> StoredTurnPage {
+        try checkOpen()
+        let pending = writer.pendingView(sessionID: sessionID)
+        let limit = max(1, page.limit)
+        struct Stored: Sendable {
+            var turn: StoredTurn
+            var position: UInt64
+            var lastSequence: UInt64
+            var output: [UInt8]
+        }
+        let stored = try await pool.read { db -> [Stored]? in
+            guard try Bool.fetchOne(
+                db.cachedStatement(sql: "SELECT 1 FROM sessions WHERE id = ?"), arguments: [sessionID]
+            ) != nil else { return nil }
+            let rows = try Row.fetchAll(db.cachedStatement(sql: """
+                SELECT \(Rows.turnColumns) FROM turns WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?
+                """), arguments: [sessionID, Int64(clamping: page.afterPosition), limit + 1])
+            return try rows.map { row in
+                let turn = Rows.turn(row)
+                let position: Int64 = row[13]
+                var output: [UInt8] = []
+                if page.includeOutput && !turn.outputDropped {
+                    for chunk in try Self.chunks(db, position: position, after: 0, limit: -1) {
+                        output += chunk.data
+                    }
+                }
+                return Stored(turn: turn, position: UInt64(clamping: position), lastSequence: Rows.unsigned(row[14]), output: output)
+            }
+        }
+        guard let stored else {
+            throw SwitchboardError(code: .notFound, message: "session \(sessionID) not found")
+        }
+        var entries: [StoredTurnPage.Entry] = []
+        for var item in stored {
+            pending.apply(to: &item.turn, lastSequence: item.lastSequence)
+            if page.includeOutput && !item.turn.outputDropped {
+                for chunk in pending.chunks(turnID: item.turn.turnID) where chunk.sequence > item.lastSequence {
+                    item.output += chunk.data
+                }
+            }
+            entries.append(.init(turn: item.turn, position: item.position, output: item.output))
+        }
+        // Turns whose acceptance is not committed yet come after every stored one.
+        let storedPositions = Set(entries.map(\.position))
+        for (accepted, position) in pending.acceptedTurns
+        where position > page.afterPosition && !storedPositions.contains(position) {
+            var turn = accepted
+            pending.apply(to: &turn, lastSequence: turn.chunks)
+            var output: [UInt8] = []
+            if page.includeOutput {
+                for chunk in pending.chunks(turnID: turn.turnID) { output += chunk.data }
+            }
+            entries.append(.init(turn: turn, position: position, output: output))
+        }
+        guard entries.count > limit else {
+            return StoredTurnPage(entries: entries, hasMore: false)
+        }
+        return StoredTurnPage(entries: Array(entries.prefix(limit)), hasMore: true)
+    }
+
+    private static func chunks(_ db: Database, position: Int64, after: UInt64, limit: Int) throws -> [OutputChunk] {
+        let rows = try Row.fetchCursor(
+            db.cachedStatement(sql: "SELECT sequence, data FROM output WHERE turn = ? AND sequence > ? ORDER BY sequence LIMIT ?"),
+            arguments: [position, Int64(clamping: after), limit]
+        )
+        var chunks: [OutputChunk] = []
+        while let row = try rows.next() {
+            let data: Data = row[1]
+            chunks.append(OutputChunk(sequence: Rows.unsigned(row[0]), data: [UInt8](data)))
+        }
+        return chunks
+    }
+}

@@ -1,0 +1,169 @@
+import GRDB
+import Logging
+import Synchronization
+import SwitchboardCore
+import SwitchboardProtocol
+
+/// The on-disk ``SessionStore``: an SQLite database (WAL) in a state directory,
+/// through GRDB.
+///
+/// - Sessions are created and deleted durably (the call returns after a
+///   FULL-synchronous commit).
+/// - `record…` calls append to an in-memory batch and return; one writer thread
+///   commits batches (see ``Options``). A crash loses at most the batch not yet
+///   committed; `load` then marks the turns that were running as ABORTED.
+/// - Reads run on GRDB's reader connections (never the caller's thread) and
+///   merge what is still in the batch, so they see everything recorded.
+///
+/// The directory is claimed with an `flock` on its `lock` file: a second server
+/// on the same directory is refused. See docs/ARCHITECTURE.md, "Persistence".
+public final class SQLiteSessionStore: SessionStore {
+    public struct Options: Sendable {
+        /// A batch is committed when it holds this many output chunks,
+        public var batchMaxChunks: Int
+        /// or this many output bytes,
+        public var batchMaxBytes: Int
+        /// or when its oldest change has waited this long.
+        public var batchInterval: Duration
+        /// When more output than this waits for the writer (a slow disk), a
+        /// warning is logged; nothing is dropped: batches grow until it catches up.
+        public var backlogWarningBytes: Int
+        /// Run `PRAGMA quick_check` before opening an existing database.
+        public var verifyOnOpen: Bool
+        /// The schema steps this build knows (tests add a version 2).
+        package var migrations: [SchemaMigration] = Schema.migrations
+
+        public init(
+            batchMaxChunks: Int = 256,
+            batchMaxBytes: Int = 1 << 20,
+            batchInterval: Duration = .milliseconds(20),
+            backlogWarningBytes: Int = 64 << 20,
+            verifyOnOpen: Bool = true
+        ) {
+            self.batchMaxChunks = batchMaxChunks
+            self.batchMaxBytes = batchMaxBytes
+            self.batchInterval = batchInterval
+            self.backlogWarningBytes = backlogWarningBytes
+            self.verifyOnOpen = verifyOnOpen
+        }
+    }
+
+    /// The database file's path.
+    public let location: String
+    let pool: DatabasePool
+    let writer: BatchWriter
+    let logger: Logger
+    private let lock: StateDirectoryLock
+    private let closed = Atomic<Bool>(false)
+
+    /// The database file inside a state directory.
+    public static let databaseFileName = "switchboard.sqlite"
+
+    private init(location: String, pool: DatabasePool, writer: BatchWriter, lock: StateDirectoryLock, logger: Logger) {
+        self.location = location
+        self.pool = pool
+        self.writer = writer
+        self.lock = lock
+        self.logger = logger
+    }
+
+    /// Claims `directory` (created 0700 when missing) and opens or creates its
+    /// database, migrating an older schema. Blocking (file I/O): call it at
+    /// start, not on an event loop. Throws FAILED_PRECONDITION when another
+    /// switchboard holds the directory or the schema is newer than this build's,
+    /// DATA_LOSS for a file that is not a SQLite database or is corrupt; such a
+    /// file is left exactly as it was.
+    public static func open(directory: String, logger: Logger, options: Options = Options()) throws -> SQLiteSessionStore {
+        let lock = try StateDirectoryLock.acquire(directory: directory)
+        let path = directory + "/" + databaseFileName
+        do {
+            let pool = try DatabaseOpener.open(
+                path: path, migrations: options.migrations, verify: options.verifyOnOpen, logger: logger
+            )
+            let lastPosition = try pool.read { db in
+                try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'turns'") ?? 0
+            }
+            let writer = BatchWriter(
+                pool: pool,
+                lastPosition: UInt64(clamping: lastPosition),
+                parameters: .init(
+                    maxChunks: max(1, options.batchMaxChunks),
+                    maxBytes: max(1, options.batchMaxBytes),
+                    interval: options.batchInterval,
+                    backlogWarningBytes: options.backlogWarningBytes
+                ),
+                logger: logger
+            )
+            try writer.start()
+            logger.info("session store opened", metadata: ["path": "\(path)"])
+            return SQLiteSessionStore(location: path, pool: pool, writer: writer, lock: lock, logger: logger)
+        } catch {
+            lock.release()
+            throw error
+        }
+    }
+
+    func checkOpen() throws(SwitchboardError) {
+        if closed.load(ordering: .acquiring) { throw BatchWriter.closedError }
+    }
+
+    // MARK: - Sessions
+
+    public func createSession(_ session: StoredSession) async throws {
+        try checkOpen()
+        try await writer.writeDurably { .createSession(session, ticket: $0) }
+    }
+
+    /// Idempotent: deleting an id the store does not have succeeds.
+    public func deleteSession(id: String) async throws {
+        try checkOpen()
+        try await writer.writeDurably { .deleteSession(id, ticket: $0) }
+    }
+
+    // MARK: - Recording (never waits for the disk)
+
+    public func recordActivity(sessionID: String, atMs: UInt64) {
+        writer.recordActivity(sessionID: sessionID, atMs: atMs)
+    }
+
+    public func recordTurnAccepted(_ turn: StoredTurn) {
+        writer.recordAccepted(turn)
+    }
+
+    public func recordTurnStarted(sessionID: String, turnID: String, atMs: UInt64) {
+        writer.recordStarted(TurnKey(sessionID: sessionID, turnID: turnID), atMs: atMs)
+    }
+
+    public func recordOutput(sessionID: String, turnID: String, chunk: OutputChunk) {
+        writer.recordOutput(TurnKey(sessionID: sessionID, turnID: turnID), chunk: chunk)
+    }
+
+    public func recordTurnFinished(sessionID: String, turnID: String, ending: StoredTurnEnding) {
+        writer.recordFinished(TurnKey(sessionID: sessionID, turnID: turnID), ending: ending)
+    }
+
+    // MARK: - Lifecycle
+
+    public func flush() async throws {
+        try checkOpen()
+        try await writer.flush()
+    }
+
+    /// Writes what is pending, stops the writer, closes the database and
+    /// releases the directory. A second `close` does nothing.
+    public func close() async throws {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        await writer.close()
+        defer { lock.release() }
+        // Copy the WAL into the database file: a cleanly closed store is one file
+        // (GRDB closes its writer before its read-only readers, so SQLite's own
+        // checkpoint-on-last-close does not happen).
+        do {
+            try await pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        } catch {
+            logger.warning("session store: checkpoint at close failed: \(error)")
+        }
+        try pool.close()
+        logger.info("session store closed", metadata: ["path": "\(location)"])
+    }
+}

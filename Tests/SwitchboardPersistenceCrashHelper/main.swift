@@ -1,0 +1,54 @@
+// The crash test's child: records into a store, then dies without closing it.
+//
+//   switchboard-store-crash-helper DIRECTORY kill|exit
+//
+// Session "s-crash": turn "t-1" finished with "abc" (flushed); turn "t-2" running
+// with chunks 1...4 flushed and 5...6 recorded but not flushed; turn "t-3" accepted
+// but not flushed. Then SIGKILL (kill) or _exit(0) (exit), so nothing more is
+// written: the store's batch interval is an hour.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import SwitchboardCore
+import SwitchboardPersistence
+import SwitchboardProtocol
+
+let arguments = CommandLine.arguments
+guard arguments.count == 3 else {
+    print("usage: switchboard-store-crash-helper DIRECTORY kill|exit")
+    exit(64)
+}
+let options = SQLiteSessionStore.Options(batchMaxChunks: 1_000_000, batchMaxBytes: 1 << 30, batchInterval: .seconds(3600))
+let store = try SQLiteSessionStore.open(directory: arguments[1], logger: Logger(label: "crash-helper"), options: options)
+try await store.createSession(StoredSession(
+    id: "s-crash", labels: [Label(key: "k", value: "v")], settings: SessionSettings(backend: "echo"),
+    ownerUID: 1000, createdAtMs: 1_000, lastActivityMs: 1_000
+))
+store.recordTurnAccepted(StoredTurn(sessionID: "s-crash", turnID: "t-1", prompt: "one", state: .queued, acceptedAtMs: 1_001))
+store.recordTurnStarted(sessionID: "s-crash", turnID: "t-1", atMs: 1_002)
+for (sequence, text) in ["a", "b", "c"].enumerated() {
+    store.recordOutput(sessionID: "s-crash", turnID: "t-1", chunk: OutputChunk(sequence: UInt64(sequence + 1), data: Array(text.utf8)))
+}
+store.recordTurnFinished(
+    sessionID: "s-crash", turnID: "t-1",
+    ending: StoredTurnEnding(code: .ok, message: "", stopReason: "end_turn", endedAtMs: 1_003)
+)
+store.recordTurnAccepted(StoredTurn(sessionID: "s-crash", turnID: "t-2", prompt: "two", state: .queued, acceptedAtMs: 1_004))
+store.recordTurnStarted(sessionID: "s-crash", turnID: "t-2", atMs: 1_005)
+for sequence in 1...4 {
+    store.recordOutput(sessionID: "s-crash", turnID: "t-2", chunk: OutputChunk(sequence: UInt64(sequence), data: Array("<\(sequence)>".utf8)))
+}
+try await store.flush()
+for sequence in 5...6 {
+    store.recordOutput(sessionID: "s-crash", turnID: "t-2", chunk: OutputChunk(sequence: UInt64(sequence), data: Array("<\(sequence)>".utf8)))
+}
+store.recordTurnAccepted(StoredTurn(sessionID: "s-crash", turnID: "t-3", prompt: "three", state: .queued, acceptedAtMs: 1_006))
+// The unflushed chunks are visible to reads before the crash.
+let seen = try await store.output(sessionID: "s-crash", turnID: "t-2", afterSequence: 0, limit: 1000)
+let line = Array("seen \(seen.count)\n".utf8)
+_ = line.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+if arguments[2] == "kill" {
+    kill(getpid(), SIGKILL)
+}
+_exit(0)
