@@ -85,7 +85,7 @@ while IFS=$'\t' read -r -a fields; do
   [[ ${fields[0]} == @server ]] || continue
   name=${fields[1]}
   sock="$tmp/$name.sock"
-  "$SWITCHBOARD_BIN" serve --socket "$sock" --log-level warning "${fields[@]:2}" >"$tmp/$name.log" 2>&1 &
+  "$SWITCHBOARD_BIN" serve --socket "$sock" --state-dir "$tmp/$name.state" --log-level warning "${fields[@]:2}" >"$tmp/$name.log" 2>&1 &
   server_pid[$name]=$!
   server_socket[$name]=$sock
 done <<<"$scenarios"

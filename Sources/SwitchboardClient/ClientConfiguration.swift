@@ -17,6 +17,9 @@ public struct ClientConfiguration: Sendable {
     /// How ``SwitchboardClient/call(_:socketPath:configuration:)`` retries a call the
     /// server refused before processing it (drain, restart, socket activation).
     public var retry = RetryPolicy()
+    /// What a prompt stream does when the connection is lost after the server
+    /// accepted its turn, unless the prompt call says otherwise (see ``ResumePolicy``).
+    public var resume: ResumePolicy = .off
 
     public init() {}
 }

@@ -1,7 +1,8 @@
 import NIOCore
 import SwitchboardProtocol
 
-/// The events of one prompt: `accepted`, `started`, `output`…, `finished`.
+/// The events of one prompt: `accepted`, `started`, `output`…, `finished`; or of
+/// one attach: `attached`, `output`…, `finished`.
 ///
 /// The call starts when iteration starts (`makeAsyncIterator`), so a stream that is
 /// never iterated costs nothing. Iteration ends normally when the turn ends `OK` and
@@ -32,15 +33,40 @@ public struct PromptStream: AsyncSequence, Sendable {
     /// Buffer depth at which reading resumes.
     public static let lowWatermark = 16
 
+    /// What the stream's call is: a prompt, or an attach to a turn.
+    enum Call: Sendable {
+        case prompt(PromptRequest)
+        case attach(AttachRequest)
+    }
+
     let client: SwitchboardClient
-    let request: PromptRequest
+    let call: Call
     let timeout: Duration?
+    /// For a prompt only: what a lost connection does (see ``ResumePolicy``).
+    var resume: ResumePolicy = .off
+    var onReattach: (@Sendable (TurnAttached) -> Void)?
 
     public func makeAsyncIterator() -> AsyncIterator {
         if let error = self.preflightError() {
             return AsyncIterator(failure: error)
         }
-        let handler = self.client.handler
+        let inner = Self.open(self.call, on: self.client, timeout: self.timeout)
+        if case .prompt(let request) = self.call, case .reattach(let policy) = self.resume {
+            let resumer = PromptResumer(
+                client: self.client,
+                sessionID: request.sessionID,
+                policy: policy,
+                deadline: self.timeout.map { ContinuousClock.now + $0 },
+                onReattach: self.onReattach
+            )
+            return AsyncIterator(inner: inner, resumer: resumer)
+        }
+        return AsyncIterator(inner: inner)
+    }
+
+    /// Starts `call` on `client`'s connection and returns the iterator over its events.
+    static func open(_ call: Call, on client: SwitchboardClient, timeout: Duration?) -> PromptEventProducer.AsyncIterator {
+        let handler = client.handler
         let ticket = CallTicket(eventLoop: handler.eventLoop)
         let new = PromptEventProducer.makeSequence(
             elementType: PromptEvent.self,
@@ -49,17 +75,16 @@ public struct PromptStream: AsyncSequence, Sendable {
             delegate: PromptStreamDelegate(handler: handler, ticket: ticket)
         )
         let start = CallStart(
-            method: MethodName.prompt,
-            timeoutMs: self.timeout?.wireMilliseconds ?? 0,
-            payload: .promptRequest(self.request),
+            method: call.method,
+            timeoutMs: timeout?.wireMilliseconds ?? 0,
+            payload: call.payload,
             halfClose: true
         )
         let source = new.source
-        let timeout = self.timeout
         handler.eventLoop.execute {
             handler.value.startStream(start, ticket: ticket, localDeadline: timeout, source: source)
         }
-        return AsyncIterator(inner: new.sequence.makeAsyncIterator())
+        return new.sequence.makeAsyncIterator()
     }
 
     /// Failures that need no round trip: a cancelled task, a non-positive timeout, and a
@@ -71,12 +96,13 @@ public struct PromptStream: AsyncSequence, Sendable {
         if let timeout, !timeout.isPositive {
             return SwitchboardError(code: .deadlineExceeded, message: "deadline exceeded (timeout \(timeout))")
         }
+        guard case .prompt(let request) = self.call else { return nil }
         let limit = Int(self.client.welcome.maxFrameSize == 0 ? ProtocolVersion.defaultMaxFrameSize : self.client.welcome.maxFrameSize)
         // Only large prompts pay for an exact size check (the frame encoded once more).
-        if self.request.prompt.utf8.count + 1024 > limit {
+        if request.prompt.utf8.count + 1024 > limit {
             let frame = Frame(
                 callID: UInt64(UInt32.max),
-                kind: .start(CallStart(method: MethodName.prompt, timeoutMs: UInt64(UInt32.max), payload: .promptRequest(self.request), halfClose: true))
+                kind: .start(CallStart(method: MethodName.prompt, timeoutMs: UInt64(UInt32.max), payload: .promptRequest(request), halfClose: true))
             )
             let size = frame.serializedBytes().count
             if size > limit {
@@ -95,9 +121,12 @@ public struct PromptStream: AsyncSequence, Sendable {
 
         private var inner: PromptEventProducer.AsyncIterator?
         private var failure: SwitchboardError?
+        /// Set when the stream re-attaches after a lost connection.
+        private var resumer: PromptResumer?
 
-        init(inner: PromptEventProducer.AsyncIterator) {
+        init(inner: PromptEventProducer.AsyncIterator, resumer: PromptResumer? = nil) {
             self.inner = inner
+            self.resumer = resumer
         }
 
         init(failure: SwitchboardError) {
@@ -109,6 +138,44 @@ public struct PromptStream: AsyncSequence, Sendable {
                 self.failure = nil
                 throw failure
             }
+            guard self.resumer != nil else {
+                return try await self.nextFromInner()
+            }
+            while true {
+                if let event = self.resumer?.takePending() { return event }
+                let event: PromptEvent?
+                do {
+                    event = try await self.nextFromInner()
+                } catch {
+                    guard var resumer = self.resumer else { throw error }
+                    self.resumer = nil  // not reentrant; restored below
+                    do {
+                        self.inner = try await resumer.reattach(after: error)
+                        self.resumer = resumer
+                        continue
+                    } catch {
+                        await resumer.closeConnection()
+                        throw error
+                    }
+                }
+                guard let event else {
+                    await self.resumer?.closeConnection()
+                    self.resumer = nil
+                    return nil
+                }
+                do {
+                    if let delivered = try self.resumer?.filter(event) { return delivered }
+                } catch {
+                    self.inner = nil
+                    await self.resumer?.closeConnection()
+                    self.resumer = nil
+                    throw error
+                }
+            }
+        }
+
+        /// The next event of the current call, with its failure as a `SwitchboardError`.
+        private mutating func nextFromInner() async throws(SwitchboardError) -> PromptEvent? {
             guard let inner = self.inner else { return nil }
             do {
                 if let event = try await inner.next() {
@@ -126,6 +193,22 @@ public struct PromptStream: AsyncSequence, Sendable {
                 self.inner = nil
                 throw SwitchboardError(code: .unknown, message: "\(error)", cause: error)
             }
+        }
+    }
+}
+
+extension PromptStream.Call {
+    var method: String {
+        switch self {
+        case .prompt: MethodName.prompt
+        case .attach: MethodName.attach
+        }
+    }
+
+    var payload: Payload {
+        switch self {
+        case .prompt(let request): .promptRequest(request)
+        case .attach(let request): .attachRequest(request)
         }
     }
 }

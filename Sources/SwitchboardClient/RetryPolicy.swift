@@ -111,6 +111,22 @@ extension RetryableCall where Result == [Session] {
     }
 }
 
+extension RetryableCall where Result == ListTurnsResponse {
+    public static func listTurns(_ request: ListTurnsRequest) -> Self {
+        Self(name: "listTurns", retryable: true) { try await $0.listTurns(request) }
+    }
+}
+
+extension RetryableCall where Result == [TurnHistoryEntry] {
+    /// Every kept turn of a session, oldest first, fetched on one connection (all
+    /// pages again on a retry).
+    public static func listAllTurns(sessionID: String, includeOutput: Bool = false) -> Self {
+        Self(name: "listTurns", retryable: true) { client in
+            try await client.turnHistory(sessionID: sessionID, includeOutput: includeOutput, pageSize: 100).collect()
+        }
+    }
+}
+
 extension SwitchboardClient {
     /// Connects, runs one ``RetryableCall`` and closes; when the connection or the
     /// call is refused before the server processed it, reconnects and tries again

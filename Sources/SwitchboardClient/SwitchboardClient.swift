@@ -114,13 +114,68 @@ public final class SwitchboardClient: Sendable {
     ///   - whenBusy: wait in the session's queue, or fail at once with
     ///     `FAILED_PRECONDITION` when a turn is running or queued.
     ///   - timeout: the call's deadline (queue wait included); defaults to the
-    ///     configuration's `defaultCallTimeout`.
-    public func prompt(sessionID: String, _ prompt: String, whenBusy: BusyPolicy = .wait, timeout: Duration? = nil) -> PromptStream {
+    ///     configuration's `defaultCallTimeout`. With re-attaching it bounds the
+    ///     whole stream, re-attaches included.
+    ///   - cancelOnDisconnect: cancel the turn when this connection goes away,
+    ///     instead of letting it run on (the server's default) for a later attach.
+    ///   - resume: what a lost connection does; defaults to the configuration's
+    ///     ``ClientConfiguration/resume``. See ``ResumePolicy``.
+    ///   - onReattach: called (from the iterating task) each time the stream has
+    ///     re-attached, with the server's view of the turn at that moment.
+    public func prompt(
+        sessionID: String,
+        _ prompt: String,
+        whenBusy: BusyPolicy = .wait,
+        timeout: Duration? = nil,
+        cancelOnDisconnect: Bool = false,
+        resume: ResumePolicy? = nil,
+        onReattach: (@Sendable (TurnAttached) -> Void)? = nil
+    ) -> PromptStream {
         PromptStream(
             client: self,
-            request: PromptRequest(sessionID: sessionID, prompt: prompt, whenBusy: whenBusy),
+            call: .prompt(PromptRequest(sessionID: sessionID, prompt: prompt, whenBusy: whenBusy, cancelOnDisconnect: cancelOnDisconnect)),
+            timeout: timeout ?? self.configuration.defaultCallTimeout,
+            resume: resume ?? self.configuration.resume,
+            onReattach: onReattach
+        )
+    }
+
+    /// Follows a turn: replays its kept output after chunk `afterSequence`, then
+    /// follows it live to its end.
+    ///
+    /// The first event is `.attached` (the turn's id, state and last sequence number
+    /// so far), then `.output` with sequence numbers above `afterSequence`, then
+    /// `.finished`; iteration then ends as the turn did: normally for `OK`, else
+    /// with its status (`ABORTED` for a turn a server restart interrupted,
+    /// `OUT_OF_RANGE` when retention dropped the output asked for, `NOT_FOUND` for
+    /// an unknown session or turn). Breaking out of the loop stops following; it is
+    /// the server's to say whether that affects the turn (attaching is watching).
+    /// - Parameters:
+    ///   - turnID: empty = the session's running turn, else its most recent one.
+    ///   - timeout: the call's deadline; defaults to the configuration's `defaultCallTimeout`.
+    public func attach(sessionID: String, turnID: String = "", afterSequence: UInt64 = 0, timeout: Duration? = nil) -> PromptStream {
+        PromptStream(
+            client: self,
+            call: .attach(AttachRequest(sessionID: sessionID, turnID: turnID, afterSequence: afterSequence)),
             timeout: timeout ?? self.configuration.defaultCallTimeout
         )
+    }
+
+    // MARK: - History
+
+    /// One page of a session's kept turns, oldest first; pass `nextPageToken` back
+    /// as `pageToken` for the next one (see ``turnHistory(sessionID:includeOutput:pageSize:)``
+    /// for all of them).
+    public func listTurns(_ request: ListTurnsRequest) async throws -> ListTurnsResponse {
+        let response = try await self.unary(MethodName.listTurns, .listTurnsRequest(request))
+        guard case .listTurnsResponse(let list)? = response else { throw Self.unexpected(response, MethodName.listTurns) }
+        return list
+    }
+
+    /// Every kept turn of a session, oldest first, fetched a page at a time as the
+    /// sequence is iterated (so a history with output need not fit in memory at once).
+    public func turnHistory(sessionID: String, includeOutput: Bool = false, pageSize: UInt32 = 0) -> TurnHistory {
+        TurnHistory(client: self, request: ListTurnsRequest(sessionID: sessionID, pageSize: pageSize, includeOutput: includeOutput))
     }
 
     // MARK: - Status and health
@@ -197,7 +252,7 @@ public final class SwitchboardClient: Sendable {
         return try result.get()
     }
 
-    private static func unexpected(_ payload: Payload?, _ method: String) -> SwitchboardError {
+    static func unexpected(_ payload: Payload?, _ method: String) -> SwitchboardError {
         SwitchboardError(
             code: .internal,
             message: "unexpected response to \(method): \(payload?.caseName ?? "no payload")"

@@ -18,8 +18,21 @@ public struct CoreConfiguration: Sendable, Hashable {
     public var maxQueuedPrompts: Int
     /// Sessions the registry holds at most.
     public var maxSessions: Int
+    /// Sessions one uid may own at once (0: no per-uid limit). Administrators are
+    /// bounded only by `maxSessions`. The default, a tenth of `maxSessions`, means
+    /// one local user cannot take the whole server's session budget away from the
+    /// others, while still leaving room for thousands of sessions per user.
+    public var maxSessionsPerUID: Int
     /// Finished turns remembered per session, for status.
     public var finishedTurnsKept: Int
+    /// History retention of a session that does not set its own (see
+    /// ``SessionSettings/retainTurns``): finished turns kept in the store ...
+    public var retainTurns: UInt32
+    /// ... output bytes kept over all of a session's finished turns (older turns
+    /// lose their output first, their summaries stay) ...
+    public var retainOutputBytes: UInt64
+    /// ... and how long a finished turn is kept.
+    public var retainAge: Duration
 
     public init(
         defaultBackend: String = "echo",
@@ -28,7 +41,11 @@ public struct CoreConfiguration: Sendable, Hashable {
         stallTimeout: Duration = .seconds(120),
         maxQueuedPrompts: Int = 16,
         maxSessions: Int = 100_000,
-        finishedTurnsKept: Int = 16
+        maxSessionsPerUID: Int = 10_000,
+        finishedTurnsKept: Int = 16,
+        retainTurns: UInt32 = 100,
+        retainOutputBytes: UInt64 = 16 << 20,
+        retainAge: Duration = .seconds(7 * 24 * 3600)
     ) {
         self.defaultBackend = defaultBackend
         self.idleTimeout = idleTimeout
@@ -36,6 +53,10 @@ public struct CoreConfiguration: Sendable, Hashable {
         self.stallTimeout = stallTimeout
         self.maxQueuedPrompts = maxQueuedPrompts
         self.maxSessions = maxSessions
+        self.maxSessionsPerUID = maxSessionsPerUID
         self.finishedTurnsKept = finishedTurnsKept
+        self.retainTurns = retainTurns
+        self.retainOutputBytes = retainOutputBytes
+        self.retainAge = retainAge
     }
 }

@@ -34,13 +34,20 @@ package final class ManagedSession: Sendable {
     let stallTimeout: Duration
     let idleTimeout: Duration
     let logger: Logger
+    /// Where its turns are recorded (never called under the queue lock).
+    let store: any SessionStore
 
     private let counters: RegistryCounters
     private let lifecycle = Atomic<UInt8>(SessionLifecycle.idle.rawValue)
     private let lastActivity: Atomic<UInt64>
     private let queueDepth = Atomic<Int>(0)
     private let queue: Mutex<TurnQueue>
+    /// False while `createSession` waits for the store: lookups and listings do not
+    /// see the session until it is durable (its id is taken all the same).
+    private let visible: Atomic<Bool>
 
+    /// `restored` carries what a session loaded from the store already has: its
+    /// times, completed-turn count and finished turns (oldest first).
     init(
         id: String,
         labels: [Label],
@@ -49,7 +56,10 @@ package final class ManagedSession: Sendable {
         backend: any Backend,
         historyLimit: Int,
         counters: RegistryCounters,
-        logger: Logger
+        logger: Logger,
+        store: any SessionStore,
+        visible: Bool = true,
+        restored: RestoredState? = nil
     ) {
         self.id = id
         self.labels = labels
@@ -63,10 +73,42 @@ package final class ManagedSession: Sendable {
         var logger = logger
         logger[metadataKey: "session"] = "\(id)"
         self.logger = logger
+        self.store = store
+        self.visible = Atomic(visible)
         let now = EpochClock.nowMs()
-        self.createdAtMs = now
-        self.lastActivity = Atomic(now)
-        self.queue = Mutex(TurnQueue(maxQueued: Int(settings.maxQueuedPrompts), historyLimit: historyLimit))
+        self.createdAtMs = restored?.createdAtMs ?? now
+        self.lastActivity = Atomic(restored?.lastActivityMs ?? now)
+        self.queue = Mutex(TurnQueue(
+            maxQueued: Int(settings.maxQueuedPrompts),
+            historyLimit: historyLimit,
+            history: restored?.history ?? [],
+            turnsCompleted: restored?.turnsCompleted ?? 0
+        ))
+    }
+
+    struct RestoredState: Sendable {
+        var createdAtMs: UInt64
+        var lastActivityMs: UInt64
+        var turnsCompleted: UInt64
+        var history: [TurnSummary]
+    }
+
+    /// The session as the store keeps it.
+    func stored() -> StoredSession {
+        StoredSession(
+            id: id,
+            labels: labels,
+            settings: settings,
+            ownerUID: ownerUID,
+            createdAtMs: createdAtMs,
+            lastActivityMs: lastActivityMs
+        )
+    }
+
+    var isVisible: Bool { visible.load(ordering: .acquiring) }
+
+    func becomeVisible() {
+        visible.store(true, ordering: .releasing)
     }
 
     // MARK: Lock-free reads
@@ -108,7 +150,25 @@ package final class ManagedSession: Sendable {
             return (result, effects)
         }
         effects.perform()
+        for finished in effects.finished {
+            recordFinished(finished.log, outcome: finished.outcome, endedAtMs: finished.endedAtMs)
+        }
         return result
+    }
+
+    /// Records a turn's end in the store (unless its accepted record is still being
+    /// written: then that writer records it, see ``TurnLog``) and tells its attachers.
+    private func recordFinished(_ log: TurnLog, outcome: TurnOutcome, endedAtMs: UInt64) {
+        let ending = StoredTurnEnding(
+            code: outcome.code,
+            message: outcome.message,
+            stopReason: outcome.finished.stopReason,
+            endedAtMs: endedAtMs
+        )
+        if log.mayRecordEnding(ending) {
+            store.recordTurnFinished(sessionID: id, turnID: log.turnID, ending: ending)
+        }
+        log.finish(outcome)
     }
 
     private func publish(_ queue: inout TurnQueue) {
@@ -137,14 +197,34 @@ package final class ManagedSession: Sendable {
     ) throws(SwitchboardError) -> PendingTurn {
         let turnID = IDGenerator.turnID()
         let preview = Self.preview(of: request.prompt)
+        let log = TurnLog(sessionID: id, turnID: turnID)
+        let now = EpochClock.nowMs()
         let (serial, position) = try withQueue { queue, _ throws(SwitchboardError) in
-            try queue.enqueue(turnID: turnID, promptPreview: preview, whenBusy: request.whenBusy, sessionID: id)
+            try queue.enqueue(
+                turnID: turnID,
+                promptPreview: preview,
+                acceptedAtMs: now,
+                log: log,
+                whenBusy: request.whenBusy,
+                sessionID: id
+            )
         }
         touch()
+        store.recordTurnAccepted(StoredTurn(
+            sessionID: id,
+            turnID: turnID,
+            prompt: request.prompt,
+            state: .queued,
+            acceptedAtMs: now
+        ))
+        if let ending = log.acceptedRecorded() {
+            store.recordTurnFinished(sessionID: id, turnID: turnID, ending: ending)
+        }
         logger.debug("prompt accepted", metadata: ["turn": "\(turnID)", "queue_position": "\(position)"])
         return PendingTurn(
             session: self,
             serial: serial,
+            log: log,
             turnID: turnID,
             queuePosition: position,
             prompt: request.prompt,
@@ -166,15 +246,20 @@ package final class ManagedSession: Sendable {
         }
     }
 
-    func startExecuting(_ serial: UInt64, controller: TurnController) -> TurnOutcome? {
+    func startExecuting(_ serial: UInt64, controller: TurnController, log: TurnLog) -> TurnOutcome? {
         let now = EpochClock.nowMs()
         let outcome = withQueue { queue, _ in queue.startExecuting(serial, controller: controller, nowMs: now) }
-        if outcome == nil { touch() }
+        if outcome == nil {
+            touch()
+            store.recordTurnStarted(sessionID: id, turnID: log.turnID, atMs: now)
+            log.markStarted()
+        }
         return outcome
     }
 
     func finishExecuting(_ serial: UInt64, outcome: TurnOutcome) {
         touch()
+        store.recordActivity(sessionID: id, atMs: lastActivityMs)
         let now = EpochClock.nowMs()
         withQueue { queue, effects in
             queue.finishExecuting(serial, outcome: outcome, nowMs: now, effects: &effects)
@@ -240,6 +325,11 @@ package final class ManagedSession: Sendable {
                 metadata: ["reason": "\(reason)", "cancelled_turns": "\(cancelled)", "rejected_prompts": "\(rejected)"]
             )
         }
+    }
+
+    /// What an attacher follows (see `TurnQueue.attachTarget`).
+    func attachTarget(turnID: String) -> AttachTarget? {
+        queue.withLockAnnotated { $0.attachTarget(turnID: turnID) }
     }
 
     // MARK: Snapshots

@@ -14,12 +14,14 @@ public final class PendingTurn: Sendable {
 
     private let session: ManagedSession
     private let serial: UInt64
+    private let log: TurnLog
     private let prompt: String
     private let callDeadline: ContinuousClock.Instant?
 
     init(
         session: ManagedSession,
         serial: UInt64,
+        log: TurnLog,
         turnID: String,
         queuePosition: Int,
         prompt: String,
@@ -27,6 +29,7 @@ public final class PendingTurn: Sendable {
     ) {
         self.session = session
         self.serial = serial
+        self.log = log
         self.turnID = turnID
         self.sessionID = session.id
         self.queuePosition = queuePosition
@@ -103,9 +106,10 @@ public final class PendingTurn: Sendable {
             deadline: deadline,
             stallTimeout: session.stallTimeout,
             session: session,
+            log: log,
             sink: sink
         )
-        if let outcome = session.startExecuting(serial, controller: controller) { return outcome }
+        if let outcome = session.startExecuting(serial, controller: controller, log: log) { return outcome }
         let logger = session.logger
         logger.debug("turn started", metadata: ["turn": "\(turnID)"])
 

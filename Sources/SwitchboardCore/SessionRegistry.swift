@@ -6,29 +6,76 @@ import SwitchboardProtocol
 ///
 /// The map lock is held only to look up, insert or remove an entry, or to copy a
 /// snapshot of the entries: never across a turn, an `await` or a backend call. Every
-/// operation except running a turn is synchronous and fast, so the server may call
-/// them directly on an event loop.
+/// operation except running a turn, creating or closing a session (which wait for
+/// the store), attaching and reading history is synchronous and fast, so the server
+/// may call them directly on an event loop.
 public final class SessionRegistry: Sendable {
     /// The defaults and limits this registry applies (announced in the handshake).
     public let configuration: CoreConfiguration
-    private let backends: BackendRegistry
-    private let logger: Logger
+    let backends: BackendRegistry
+    let logger: Logger
     private let counters = RegistryCounters()
     private let entries = Mutex<[String: ManagedSession]>([:])
+    /// Live sessions per owner uid, for `maxSessionsPerUID` in O(1). A leaf lock,
+    /// taken only inside the map lock (or alone), so the two counts move together.
+    private let sessionsPerOwner = Mutex<[UInt32: Int]>([:])
     /// Registered workers by task queue (the `worker:QUEUE` backends).
     public let workers = WorkerPools()
+    /// Where sessions and their turns are kept (memory, or the state directory).
+    public let store: any SessionStore
 
-    public init(configuration: CoreConfiguration, backends: BackendRegistry, logger: Logger) {
+    public init(
+        configuration: CoreConfiguration,
+        backends: BackendRegistry,
+        logger: Logger,
+        store: any SessionStore = InMemorySessionStore()
+    ) {
         self.configuration = configuration
         self.backends = backends
         self.logger = logger
+        self.store = store
     }
 
     // MARK: Sessions
 
-    /// Creates a session. INVALID_ARGUMENT for a malformed id or an unknown backend,
-    /// ALREADY_EXISTS for a taken id, RESOURCE_EXHAUSTED at `maxSessions`.
-    public func createSession(_ request: CreateSessionRequest, ownerUID: UInt32) throws(SwitchboardError) -> Session {
+    /// Creates a session owned by `ownerUID`. INVALID_ARGUMENT for a malformed id or
+    /// an unknown backend, ALREADY_EXISTS for a taken id, RESOURCE_EXHAUSTED at
+    /// `maxSessions`, or at `maxSessionsPerUID` for an owner that is not an
+    /// administrator (`ownerIsAdmin`); UNAVAILABLE when the store cannot keep it.
+    ///
+    /// The session is durable when this returns: it is written to the store first,
+    /// and stays invisible (its id taken) until then; on a store failure it is not
+    /// kept.
+    public func createSession(
+        _ request: CreateSessionRequest,
+        ownerUID: UInt32,
+        ownerIsAdmin: Bool = false
+    ) async throws(SwitchboardError) -> Session {
+        let session = try insertSession(request, ownerUID: ownerUID, ownerIsAdmin: ownerIsAdmin)
+        do {
+            try await store.createSession(session.stored())
+        } catch {
+            _ = try? session.close(reason: "the store failed")
+            removeEntry(id: session.id, ifSameAs: session)
+            session.logger.error("session not created: the store failed: \(error)")
+            throw SwitchboardError(
+                code: .unavailable,
+                message: "session \"\(session.id)\" could not be stored: \(Self.describe(error))",
+                cause: error
+            )
+        }
+        session.becomeVisible()
+        session.logger.debug("session created", metadata: ["backend": "\(session.settings.backend)"])
+        return session.snapshot()
+    }
+
+    /// The synchronous part of `createSession`: validates and takes the id with an
+    /// invisible session.
+    private func insertSession(
+        _ request: CreateSessionRequest,
+        ownerUID: UInt32,
+        ownerIsAdmin: Bool
+    ) throws(SwitchboardError) -> ManagedSession {
         let requestedID = request.sessionID
         if !requestedID.isEmpty, !IDGenerator.isValidClientSessionID(requestedID) {
             throw SwitchboardError(
@@ -56,29 +103,39 @@ public final class SessionRegistry: Sendable {
             } else if map[id] != nil {
                 throw SwitchboardError(code: .alreadyExists, message: "session \"\(id)\" already exists")
             }
-            let session = makeSession(id: id, labels: request.labels, settings: settings, ownerUID: ownerUID, backend: backend)
+            try reserveOwnerSlot(ownerUID, isAdmin: ownerIsAdmin)
+            let session = makeSession(
+                id: id,
+                labels: request.labels,
+                settings: settings,
+                ownerUID: ownerUID,
+                backend: backend,
+                visible: false
+            )
             map[id] = session
             counters.sessions.wrappingAdd(1, ordering: .relaxed)
             counters.idleSessions.wrappingAdd(1, ordering: .relaxed)
             return session
         }
-        session.logger.debug("session created", metadata: ["backend": "\(settings.backend)"])
-        return session.snapshot()
+        return session
     }
 
-    public func getSession(id: String) throws(SwitchboardError) -> Session {
-        try lookup(id).snapshot()
+    public func getSession(id: String, caller: Caller) throws(SwitchboardError) -> Session {
+        try lookup(id, caller: caller, action: "read").snapshot()
     }
 
     /// Sessions sorted by id, filtered by labels (all must match), paged: the page
-    /// token is the last id of the previous page.
-    public func listSessions(_ request: ListSessionsRequest) throws(SwitchboardError) -> ListSessionsResponse {
+    /// token is the last id of the previous page. A caller that is not an
+    /// administrator sees only its own sessions.
+    public func listSessions(_ request: ListSessionsRequest, caller: Caller) throws(SwitchboardError) -> ListSessionsResponse {
         let pageSize = request.pageSize == 0 ? 100 : Int(min(request.pageSize, 1000))
         let token = request.pageToken
         let selector = request.labelSelector
         let all = entries.withLockAnnotated { Array($0.values) }
         var matching = all.filter { session in
-            (token.isEmpty || session.id > token)
+            session.isVisible
+                && caller.mayAccess(ownerUID: session.ownerUID)
+                && (token.isEmpty || session.id > token)
                 && selector.allSatisfy { wanted in session.labels.contains(wanted) }
         }
         matching.sort { $0.id < $1.id }
@@ -88,18 +145,31 @@ public final class SessionRegistry: Sendable {
     }
 
     /// Closes a session: fails its queued prompts (CANCELLED "session closed: …"),
-    /// cancels its running turn without waiting for it, and removes it.
-    public func closeSession(id: String, reason: String) throws(SwitchboardError) -> CloseSessionResponse {
-        let session = try lookup(id)
+    /// cancels its running turn without waiting for it, removes it, and deletes it
+    /// from the store before returning. When the store fails, the session is
+    /// closed all the same but the caller gets UNAVAILABLE (it would come back at
+    /// the next start).
+    public func closeSession(id: String, reason: String, caller: Caller) async throws(SwitchboardError) -> CloseSessionResponse {
+        let session = try lookup(id, caller: caller, action: "close")
         let response = try session.close(reason: reason.isEmpty ? "closed by request" : reason)
         removeEntry(id: id, ifSameAs: session)
+        do {
+            try await store.deleteSession(id: id)
+        } catch {
+            session.logger.error("closed session not deleted: the store failed: \(error)")
+            throw SwitchboardError(
+                code: .unavailable,
+                message: "session \"\(id)\" was closed but could not be deleted from the store: \(Self.describe(error))",
+                cause: error
+            )
+        }
         return response
     }
 
     /// The session plus its turns: running, queued, then the most recent finished
     /// (newest first).
-    public func sessionStatus(id: String) throws(SwitchboardError) -> SessionStatus {
-        try lookup(id).status()
+    public func sessionStatus(id: String, caller: Caller) throws(SwitchboardError) -> SessionStatus {
+        try lookup(id, caller: caller, action: "read the status of").status()
     }
 
     /// Counters maintained on every transition: O(1) in the number of sessions.
@@ -107,9 +177,11 @@ public final class SessionRegistry: Sendable {
         counters.snapshot()
     }
 
-    /// Every session, sorted by id.
-    public func sessionSnapshots() -> [Session] {
+    /// Every session the caller may see (all of them for an administrator, its own
+    /// otherwise), sorted by id.
+    public func sessionSnapshots(caller: Caller = .server) -> [Session] {
         entries.withLockAnnotated { Array($0.values) }
+            .filter { $0.isVisible && caller.mayAccess(ownerUID: $0.ownerUID) }
             .sorted { $0.id < $1.id }
             .map { $0.snapshot() }
     }
@@ -118,13 +190,15 @@ public final class SessionRegistry: Sendable {
 
     /// Validates and enqueues (synchronous, event-loop safe). Throws NOT_FOUND,
     /// FAILED_PRECONDITION (busy with `.reject`, or closed), RESOURCE_EXHAUSTED
-    /// (queue full). `deadline` is the call's deadline: it bounds the wait in the
-    /// queue and the turn (together with the session's turn deadline).
+    /// (queue full), PERMISSION_DENIED (another uid's session). `deadline` is the
+    /// call's deadline: it bounds the wait in the queue and the turn (together with
+    /// the session's turn deadline).
     public func submitPrompt(
         _ request: PromptRequest,
-        deadline: ContinuousClock.Instant?
+        deadline: ContinuousClock.Instant?,
+        caller: Caller
     ) throws(SwitchboardError) -> PendingTurn {
-        try lookup(request.sessionID).submit(request, deadline: deadline)
+        try lookup(request.sessionID, caller: caller, action: "prompt").submit(request, deadline: deadline)
     }
 
     /// Shutdown: cancel every running turn and fail every queued prompt.
@@ -154,9 +228,20 @@ public final class SessionRegistry: Sendable {
     }
 
     /// The per-candidate step of idle cleanup.
+    /// The session is deleted from the store on a task of its own (the sweep
+    /// does not wait for the disk).
     package func removeIfIdle(_ session: ManagedSession, nowMs: UInt64) -> Bool {
         guard session.closeIfIdle(nowMs: nowMs) else { return false }
-        return removeEntry(id: session.id, ifSameAs: session)
+        guard removeEntry(id: session.id, ifSameAs: session) else { return false }
+        let (store, id, logger) = (self.store, session.id, session.logger)
+        Task {
+            do {
+                try await store.deleteSession(id: id)
+            } catch {
+                logger.error("idle session not deleted from the store: \(error)")
+            }
+        }
+        return true
     }
 
     // MARK: Entries
@@ -180,6 +265,20 @@ public final class SessionRegistry: Sendable {
         entries.withLockAnnotated { map in
             map[id] = replacement
             counters.idleSessions.wrappingAdd(1, ordering: .relaxed)
+            // The replaced session's slot passes to the replacement: same owner.
+        }
+    }
+
+    /// Puts a session loaded from the store into the map (restore at start); false
+    /// when the id is taken. Restored sessions are not held to the per-uid limit.
+    func insertRestored(_ session: ManagedSession) -> Bool {
+        entries.withLockAnnotated { map in
+            guard map[session.id] == nil else { return false }
+            try? reserveOwnerSlot(session.ownerUID, isAdmin: true)
+            map[session.id] = session
+            counters.sessions.wrappingAdd(1, ordering: .relaxed)
+            counters.idleSessions.wrappingAdd(1, ordering: .relaxed)
+            return true
         }
     }
 
@@ -191,25 +290,68 @@ public final class SessionRegistry: Sendable {
             guard map[id] === session else { return false }
             map[id] = nil
             counters.sessions.wrappingSubtract(1, ordering: .relaxed)
+            releaseOwnerSlot(session.ownerUID)
             return true
         }
         if removed { session.logger.debug("session removed") }
         return removed
     }
 
+    /// The session under `id`; one still being created (not yet durable) is not found.
     private func lookup(_ id: String) throws(SwitchboardError) -> ManagedSession {
-        guard let session = entries.withLockAnnotated({ $0[id] }) else {
+        guard let session = entries.withLockAnnotated({ $0[id] }), session.isVisible else {
             throw SwitchboardError(code: .notFound, message: "session \"\(id.prefix(140))\" not found")
         }
         return session
     }
 
-    private func makeSession(
+    /// A session the caller may act on: NOT_FOUND when there is none, PERMISSION_DENIED
+    /// when it belongs to another uid and the caller is not an administrator.
+    /// (Existence is not hidden: ids are random or chosen by their owner, and the
+    /// refusal names the owner so that an operator can tell who to ask.)
+    package func lookup(_ id: String, caller: Caller, action: String) throws(SwitchboardError) -> ManagedSession {
+        let session = try lookup(id)
+        guard caller.mayAccess(ownerUID: session.ownerUID) else {
+            throw SwitchboardError(
+                code: .permissionDenied,
+                message: "session \"\(id.prefix(140))\" belongs to uid \(session.ownerUID); uid \(caller.uid) may not \(action) it"
+            )
+        }
+        return session
+    }
+
+    /// Counts a new session against its owner (called under the map lock, so the
+    /// check and the insert are one step). Administrators are bounded only by
+    /// `maxSessions`.
+    private func reserveOwnerSlot(_ ownerUID: UInt32, isAdmin: Bool) throws(SwitchboardError) {
+        let limit = configuration.maxSessionsPerUID
+        try sessionsPerOwner.withLockAnnotated { counts throws(SwitchboardError) in
+            let current = counts[ownerUID, default: 0]
+            if !isAdmin, limit > 0, current >= limit {
+                throw SwitchboardError(
+                    code: .resourceExhausted,
+                    message: "too many sessions for uid \(ownerUID) (limit \(limit))"
+                )
+            }
+            counts[ownerUID] = current + 1
+        }
+    }
+
+    private func releaseOwnerSlot(_ ownerUID: UInt32) {
+        sessionsPerOwner.withLockAnnotated { counts in
+            let remaining = counts[ownerUID, default: 0] - 1
+            counts[ownerUID] = remaining > 0 ? remaining : nil
+        }
+    }
+
+    func makeSession(
         id: String,
         labels: [Label],
         settings: SessionSettings,
         ownerUID: UInt32,
-        backend: any Backend
+        backend: any Backend,
+        visible: Bool = true,
+        restored: ManagedSession.RestoredState? = nil
     ) -> ManagedSession {
         ManagedSession(
             id: id,
@@ -219,8 +361,16 @@ public final class SessionRegistry: Sendable {
             backend: backend,
             historyLimit: configuration.finishedTurnsKept,
             counters: counters,
-            logger: logger
+            logger: logger,
+            store: store,
+            visible: visible,
+            restored: restored
         )
+    }
+
+    /// A store error's message, for the caller.
+    static func describe(_ error: any Error) -> String {
+        (error as? SwitchboardError)?.message ?? "\(error)"
     }
 
     /// Fills in server defaults; a session's queue bound is capped by the server's.
@@ -233,7 +383,10 @@ public final class SessionRegistry: Sendable {
             turnDeadlineMs: requested.turnDeadlineMs == 0 ? ms(configuration.turnDeadline) : requested.turnDeadlineMs,
             stallTimeoutMs: requested.stallTimeoutMs == 0 ? ms(configuration.stallTimeout) : requested.stallTimeoutMs,
             maxQueuedPrompts: requested.maxQueuedPrompts == 0 ? serverQueue : min(requested.maxQueuedPrompts, serverQueue),
-            whenNoWorker: requested.whenNoWorker
+            whenNoWorker: requested.whenNoWorker,
+            retainTurns: requested.retainTurns == 0 ? configuration.retainTurns : requested.retainTurns,
+            retainOutputBytes: requested.retainOutputBytes == 0 ? configuration.retainOutputBytes : requested.retainOutputBytes,
+            retainAgeMs: requested.retainAgeMs == 0 ? ms(configuration.retainAge) : requested.retainAgeMs
         )
     }
 }

@@ -29,10 +29,19 @@ enum RunClaim: Sendable {
 struct TurnRecord: Sendable {
     let turnID: String
     let promptPreview: String
+    let acceptedAtMs: UInt64
+    /// Followed by attachers; told how the turn ended.
+    let log: TurnLog
     var phase: TurnPhase
     /// Set while `run` is suspended waiting for the slot.
     var waiter: CheckedContinuation<SlotDecision, Never>?
     var runClaimed = false
+}
+
+/// What `TurnQueue.attachTarget` finds.
+enum AttachTarget: Sendable {
+    case live(TurnLog)
+    case finished(TurnSummary)
 }
 
 /// Work decided under the session lock and done after releasing it: resuming
@@ -40,6 +49,9 @@ struct TurnRecord: Sendable {
 struct TurnQueueEffects: Sendable {
     var resumes: [(CheckedContinuation<SlotDecision, Never>, SlotDecision)] = []
     var endings: [(TurnController, TurnEnding)] = []
+    /// Turns that ended in this critical section: recorded in the store and
+    /// announced to their logs by the session, after unlocking.
+    var finished: [(log: TurnLog, outcome: TurnOutcome, endedAtMs: UInt64)] = []
 
     func perform() {
         for (controller, ending) in endings { controller.end(ending) }
@@ -71,9 +83,11 @@ struct TurnQueue: Sendable {
     var publishedRunning = false
     private var nextSerial: UInt64 = 0
 
-    init(maxQueued: Int, historyLimit: Int) {
+    init(maxQueued: Int, historyLimit: Int, history: [TurnSummary] = [], turnsCompleted: UInt64 = 0) {
         self.maxQueued = maxQueued
         self.historyLimit = historyLimit
+        self.history = Array(history.suffix(max(0, historyLimit)))
+        self.turnsCompleted = turnsCompleted
     }
 
     var isClosed: Bool { closeReason != nil }
@@ -84,6 +98,8 @@ struct TurnQueue: Sendable {
     mutating func enqueue(
         turnID: String,
         promptPreview: String,
+        acceptedAtMs: UInt64,
+        log: TurnLog,
         whenBusy: BusyPolicy,
         sessionID: String
     ) throws(SwitchboardError) -> (serial: UInt64, position: Int) {
@@ -107,7 +123,13 @@ struct TurnQueue: Sendable {
         }
         nextSerial += 1
         let serial = nextSerial
-        var record = TurnRecord(turnID: turnID, promptPreview: promptPreview, phase: .queued)
+        var record = TurnRecord(
+            turnID: turnID,
+            promptPreview: promptPreview,
+            acceptedAtMs: acceptedAtMs,
+            log: log,
+            phase: .queued
+        )
         if position == 0 {
             record.phase = .granted
             running = serial
@@ -180,7 +202,7 @@ struct TurnQueue: Sendable {
         var startedAtMs: UInt64 = 0
         if case .executing(_, let started) = record.phase { startedAtMs = started }
         turnsCompleted += 1
-        appendHistory(record: record, outcome: outcome, startedAtMs: startedAtMs, nowMs: nowMs)
+        appendHistory(record: record, outcome: outcome, startedAtMs: startedAtMs, nowMs: nowMs, effects: &effects)
         if running == serial { releaseSlot(effects: &effects) }
     }
 
@@ -216,7 +238,7 @@ struct TurnQueue: Sendable {
                 // `run` has not parked yet (or not been called): it collects this later.
                 records[serial]?.phase = .ended(outcome)
             }
-            appendHistory(record: record, outcome: outcome, startedAtMs: 0, nowMs: nowMs)
+            appendHistory(record: record, outcome: outcome, startedAtMs: 0, nowMs: nowMs, effects: &effects)
             if wasQueued {
                 waiting.removeAll { $0 == serial }
             } else if running == serial {
@@ -272,7 +294,12 @@ struct TurnQueue: Sendable {
         var result: [TurnSummary] = []
         result.reserveCapacity(1 + waiting.count + history.count)
         if let running, let record = records[running] {
-            var summary = TurnSummary(turnID: record.turnID, state: .running, promptPreview: record.promptPreview)
+            var summary = TurnSummary(
+                turnID: record.turnID,
+                state: .running,
+                promptPreview: record.promptPreview,
+                acceptedAtMs: record.acceptedAtMs
+            )
             if case .executing(let controller, let startedAtMs) = record.phase {
                 summary.startedAtMs = startedAtMs
                 summary.chunks = controller.chunks.load(ordering: .relaxed)
@@ -282,11 +309,33 @@ struct TurnQueue: Sendable {
         }
         for serial in waiting {
             if let record = records[serial] {
-                result.append(TurnSummary(turnID: record.turnID, state: .queued, promptPreview: record.promptPreview))
+                result.append(TurnSummary(
+                    turnID: record.turnID,
+                    state: .queued,
+                    promptPreview: record.promptPreview,
+                    acceptedAtMs: record.acceptedAtMs
+                ))
             }
         }
         result.append(contentsOf: history.reversed())
         return result
+    }
+
+    /// The turn an attacher follows: `turnID` empty = the running turn, else the
+    /// most recent one; a live turn gives its log, a finished one its summary.
+    /// Nil when it is not in memory (older than the history kept here).
+    func attachTarget(turnID: String) -> AttachTarget? {
+        if turnID.isEmpty {
+            if let running, let record = records[running] { return .live(record.log) }
+            return history.last.map { .finished($0) }
+        }
+        if let record = records.values.first(where: { $0.turnID == turnID }) {
+            if case .ended = record.phase, let summary = history.last(where: { $0.turnID == turnID }) {
+                return .finished(summary)
+            }
+            return .live(record.log)
+        }
+        return history.last { $0.turnID == turnID }.map { .finished($0) }
     }
 
     private mutating func releaseSlot(effects: inout TurnQueueEffects) {
@@ -301,7 +350,14 @@ struct TurnQueue: Sendable {
         }
     }
 
-    private mutating func appendHistory(record: TurnRecord, outcome: TurnOutcome, startedAtMs: UInt64, nowMs: UInt64) {
+    private mutating func appendHistory(
+        record: TurnRecord,
+        outcome: TurnOutcome,
+        startedAtMs: UInt64,
+        nowMs: UInt64,
+        effects: inout TurnQueueEffects
+    ) {
+        effects.finished.append((record.log, outcome, nowMs))
         guard historyLimit > 0 else { return }
         if history.count >= historyLimit { history.removeFirst(history.count - historyLimit + 1) }
         history.append(
@@ -315,7 +371,8 @@ struct TurnQueue: Sendable {
                 bytes: outcome.finished.bytes,
                 startedAtMs: startedAtMs,
                 endedAtMs: nowMs,
-                promptPreview: record.promptPreview
+                promptPreview: record.promptPreview,
+                acceptedAtMs: record.acceptedAtMs
             )
         )
     }

@@ -13,6 +13,17 @@ public struct ServerConfiguration: Sendable {
     public var maxFrameSize: UInt32 = ProtocolVersion.defaultMaxFrameSize
     /// Connections past this are told `RESOURCE_EXHAUSTED` and closed.
     public var maxConnections: Int = 1024
+    /// Connections one uid may hold at once (0: no per-uid limit); past it the new
+    /// connection is told `RESOURCE_EXHAUSTED` and closed. Administrators are bounded
+    /// only by `maxConnections`. A quarter of the default total: one runaway user
+    /// cannot take every connection slot from the others.
+    public var maxConnectionsPerUID: Int = 256
+    /// A connection with no open call that has sent nothing for this long is told
+    /// GoAway and closed (`.zero`: never). A connection with an open call (a long
+    /// prompt, a worker) is never closed by it.
+    public var idleConnectionTimeout: Duration = .seconds(300)
+    /// Who may connect, register workers and administer (see ``AccessPolicy``).
+    public var accessPolicy = AccessPolicy()
     /// Calls one connection may have open at once; more are refused with `RESOURCE_EXHAUSTED`.
     public var maxConcurrentCallsPerConnection: Int = 128
     /// A client that has not sent `Hello` after this long is disconnected.
@@ -26,8 +37,9 @@ public struct ServerConfiguration: Sendable {
     public var maxBufferedOutputBytesPerCall: Int = 1 << 20
     /// Socket activation, sd_notify and watchdog (see ``SystemdSettings``); empty by default.
     public var systemd = SystemdSettings()
-    /// `--exit-idle-after`: with no connection, no session and no turn for this
-    /// long, the server stops accepting, drains and returns; nil = never.
+    /// `--exit-idle-after`: with no connection and no turn for this long (and no
+    /// session, when sessions are kept in memory only), the server stops
+    /// accepting, drains and returns; nil = never.
     public var exitIdleAfter: Duration? = nil
     /// How often the server sends a heartbeat on each worker call.
     public var workerHeartbeatInterval: Duration = .seconds(1)

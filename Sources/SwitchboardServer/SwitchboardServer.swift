@@ -231,6 +231,7 @@ public final class SwitchboardServer: Service, Sendable {
     /// once begun, a drain runs to its end.
     private func drain(serverChannel: any Channel, socketIdentity: SocketFile.Identity?) async {
         let eventLoop = serverChannel.eventLoop
+        let graceEnds = ContinuousClock.now + configuration.drainGracePeriod
         try? await serverChannel.closeFuture.get()
         // Removed now, not at the end: a new server may bind the path while this
         // one drains (and the identity check keeps us from removing its file).
@@ -252,7 +253,19 @@ public final class SwitchboardServer: Service, Sendable {
                 _ = await context.waitForNoConnections(timeout: .seconds(5), on: eventLoop)
             }
         }
+        // Detached turns (their clients are gone) may still be running: they get
+        // what is left of the grace period, then end like the rest.
+        let left = ContinuousClock.now.duration(to: graceEnds)
+        if left > .zero {
+            await context.waitForPromptTasks(timeout: left, on: eventLoop)
+        }
+        context.registry.cancelAllTurns(reason: "server shutting down")
         await context.waitForPromptTasks(timeout: .seconds(5), on: eventLoop)
+        do {
+            try await context.registry.store.flush()
+        } catch {
+            logger.error("the session store could not be flushed: \(error)")
+        }
     }
 
     private func sweepIdleSessions() async {
@@ -314,21 +327,38 @@ public final class SwitchboardServer: Service, Sendable {
     }
 
     /// Runs on the new connection's event loop: reads the peer's credentials,
-    /// admits the connection (or refuses it with a GoAway) and builds its pipeline.
+    /// checks the access policy, admits the connection (or refuses it with a
+    /// GoAway, logged with the peer's uid and pid) and builds its pipeline.
     private static func initializeConnection(_ channel: any Channel, server: ServerContext) -> EventLoopFuture<Void> {
         PeerCredentials.read(from: channel).flatMapThrowing { peer in
             let pipeline = channel.pipeline.syncOperations
+            let policy = server.configuration.accessPolicy
+            guard policy.mayConnect(uid: peer.uid, gid: peer.gid) else {
+                let message = "uid \(peer.uid) (gid \(peer.gid)) may not connect to this server (see its access policy)"
+                server.logger.notice(
+                    "connection refused: \(message)",
+                    metadata: ["peer_pid": "\(peer.pid)", "peer_uid": "\(peer.uid)", "peer_gid": "\(peer.gid)"]
+                )
+                let goAway = GoAway(lastCallID: 0, code: .permissionDenied, message: message)
+                try pipeline.addHandler(RejectConnectionHandler(goAway: goAway))
+                return
+            }
+            let grant = policy.grant(uid: peer.uid, gid: peer.gid)
             let connectionID = server.makeConnectionID()
-            let handler = ConnectionHandler(server: server, connectionID: connectionID, peer: peer)
+            let handler = ConnectionHandler(server: server, connectionID: connectionID, peer: peer, grant: grant)
             let handle = ConnectionHandle(
                 connectionID: connectionID,
                 channel: channel,
-                handler: NIOLoopBound(handler, eventLoop: channel.eventLoop)
+                handler: NIOLoopBound(handler, eventLoop: channel.eventLoop),
+                peerUID: peer.uid,
+                limitedPerUID: !grant.isAdmin
             )
             switch server.admit(handle) {
             case .accepted:
                 channel.closeFuture.whenComplete { _ in server.connectionClosed(connectionID) }
-                try pipeline.addHandler(ByteToMessageHandler(FrameDecoder(maximumFrameSize: server.configuration.maxFrameSize)))
+                // A Hello is a few dozen bytes: before it, at most 64 KiB are buffered.
+                let decoder = FrameDecoder(maximumFrameSize: server.configuration.maxFrameSize, maximumFirstFrameSize: 64 * 1024)
+                try pipeline.addHandler(ByteToMessageHandler(decoder))
                 try pipeline.addHandler(handler)
             case .rejected(let code, let message):
                 server.logger.notice(

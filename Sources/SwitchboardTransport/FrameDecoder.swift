@@ -15,14 +15,26 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
 
     /// Largest accepted frame body, in bytes (the prefix is not counted).
     public let maximumFrameSize: UInt32
+    /// Largest accepted *first* frame (nil: `maximumFrameSize`). A server sets it
+    /// small, because the first frame must be a Hello: a peer that has not
+    /// finished the handshake then cannot make it buffer more than this.
+    public let maximumFirstFrameSize: UInt32?
+    private var decodedFirstFrame = false
 
-    public init(maximumFrameSize: UInt32 = ProtocolVersion.defaultMaxFrameSize) {
+    public init(maximumFrameSize: UInt32 = ProtocolVersion.defaultMaxFrameSize, maximumFirstFrameSize: UInt32? = nil) {
         self.maximumFrameSize = maximumFrameSize
+        self.maximumFirstFrameSize = maximumFirstFrameSize.map { min($0, maximumFrameSize) }
     }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else {
             return nil
+        }
+        if !decodedFirstFrame, let firstLimit = maximumFirstFrameSize, length > firstLimit {
+            throw SwitchboardError(
+                code: .resourceExhausted,
+                message: "first frame of \(length) bytes exceeds the maximum of \(firstLimit) bytes before the handshake"
+            )
         }
         try FrameLength.validate(length, maximum: self.maximumFrameSize)
         let bodyLength = Int(length)
@@ -36,6 +48,7 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
             return try Frame(serializedBytes: body)
         }
         buffer.moveReaderIndex(forwardBy: FrameLength.prefixSize + bodyLength)
+        decodedFirstFrame = true
         return frame
     }
 

@@ -237,6 +237,56 @@ enum JSONOutput {
         }
     }
 
+    // MARK: - History
+
+    struct TurnHistoryEntryJSON: Encodable {
+        let summary: TurnSummaryJSON
+        let prompt: String
+        /// base64, like `Output.data`.
+        let output: String
+        /// The output as a string when it is valid UTF-8, else null.
+        let outputText: String?
+        let outputDropped: Bool
+
+        enum CodingKeys: String, CodingKey {
+            case summary, prompt, output
+            case outputText = "output_text"
+            case outputDropped = "output_dropped"
+        }
+
+        init(_ entry: TurnHistoryEntry) {
+            summary = TurnSummaryJSON(entry.summary)
+            prompt = entry.prompt
+            output = Data(entry.output).base64EncodedString()
+            outputText = String(validating: entry.output, as: UTF8.self)
+            outputDropped = entry.outputDropped
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(summary, forKey: .summary)
+            try container.encode(prompt, forKey: .prompt)
+            try container.encode(output, forKey: .output)
+            try container.encode(outputText, forKey: .outputText)  // null rather than absent
+            try container.encode(outputDropped, forKey: .outputDropped)
+        }
+    }
+
+    struct TurnHistoryJSON: Encodable {
+        let turns: [TurnHistoryEntryJSON]
+        let nextPageToken: String
+
+        enum CodingKeys: String, CodingKey {
+            case turns
+            case nextPageToken = "next_page_token"
+        }
+
+        init(turns: [TurnHistoryEntry], nextPageToken: String) {
+            self.turns = turns.map(TurnHistoryEntryJSON.init)
+            self.nextPageToken = nextPageToken
+        }
+    }
+
     // MARK: - Prompt events (JSON Lines)
 
     /// One line per event, named like the `PromptEvent` oneof case:

@@ -16,6 +16,12 @@ struct PromptCommand: AsyncParsableCommand {
             With --json, every event is one JSON object per line ({"accepted":…}, \
             {"started":…}, {"output":…}, {"finished":…}) followed by \
             {"end":{"code":"OK","message":""}} with the call's final status.
+            The turn keeps running if the connection is lost (follow it again with \
+            `switchboard attach`) unless --cancel-on-disconnect is given. With --reattach the \
+            command does that by itself: it reconnects, re-attaches after the last chunk it \
+            printed and carries on (a note on stderr, or an {"attached":…} line with --json). \
+            A prompt whose connection is lost before the server accepted it is never sent \
+            again: that fails with UNAVAILABLE (24).
             DURATION: \(DurationArgument.syntax).
             """
     )
@@ -31,6 +37,12 @@ struct PromptCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Deadline for the whole call, queueing included.", valueName: "duration"),
             transform: DurationArgument.parse)
     var timeout: Duration?
+
+    @Flag(help: "Cancel the turn if this client's connection is lost (by default it runs on and `attach` can follow it).")
+    var cancelOnDisconnect = false
+
+    @Flag(help: "If the connection is lost after the turn was accepted, reconnect and re-attach to it, so the output continues without gaps or repeats.")
+    var reattach = false
 
     @Flag(help: "Print every event as one JSON object per line (JSON Lines).")
     var json = false
@@ -49,6 +61,8 @@ struct PromptCommand: AsyncParsableCommand {
             prompt: try readPrompt(),
             whenBusy: rejectIfBusy ? .reject : .wait,
             timeout: timeout,
+            cancelOnDisconnect: cancelOnDisconnect,
+            reattach: reattach,
             json: json
         )
         let task = Task { try await run.execute() }
@@ -83,6 +97,8 @@ private struct PromptRun: Sendable {
     let prompt: String
     let whenBusy: BusyPolicy
     let timeout: Duration?
+    let cancelOnDisconnect: Bool
+    let reattach: Bool
     let json: Bool
 
     func execute() async throws {
@@ -94,34 +110,17 @@ private struct PromptRun: Sendable {
                 sessionID = try await client.createSession().id
                 Console.err("session: \(sessionID)\n")
             }
-            var lastByte: UInt8?
-            do {
-                for try await event in client.prompt(sessionID: sessionID, prompt, whenBusy: whenBusy, timeout: timeout) {
-                    if json {
-                        Console.out(try JSONOutput.line(JSONOutput.PromptEventJSON(event)))
-                    } else if case .output(let chunk) = event, let last = chunk.data.last {
-                        Console.out(bytes: chunk.data)
-                        lastByte = last
-                    }
-                }
-            } catch let error as SwitchboardError {
-                if json {
-                    Console.out(try JSONOutput.line(JSONOutput.PromptEventJSON(endCode: error.code, message: error.message)))
-                }
-                finishLine(lastByte)
-                throw error
-            }
-            if json {
-                Console.out(try JSONOutput.line(JSONOutput.PromptEventJSON(endCode: .ok, message: "")))
-            }
-            finishLine(lastByte)
-        }
-    }
-
-    /// A terminal's prompt should not be glued to the answer; a pipe gets the bytes as sent.
-    private func finishLine(_ lastByte: UInt8?) {
-        if !json, let lastByte, lastByte != UInt8(ascii: "\n"), Console.stdoutIsTerminal {
-            Console.out("\n")
+            let printer = StreamPrinter(json: json)
+            let stream = client.prompt(
+                sessionID: sessionID,
+                prompt,
+                whenBusy: whenBusy,
+                timeout: timeout,
+                cancelOnDisconnect: cancelOnDisconnect,
+                resume: reattach ? .reattach() : .off,
+                onReattach: { printer.reattached($0) }
+            )
+            try await printer.run(stream)
         }
     }
 }

@@ -27,6 +27,8 @@ struct ServeCommand: AsyncParsableCommand {
     private static let serverDefaults = ServerConfiguration(socketPath: "")
 
     @OptionGroup var global: GlobalOptions
+    @OptionGroup(title: "Access and per-uid limits") var security: ServeSecurityOptions
+    @OptionGroup(title: "Durable sessions") var state: ServeStateOptions
 
     @Option(
         help: ArgumentHelp(
@@ -100,7 +102,7 @@ struct ServeCommand: AsyncParsableCommand {
                                valueName: "bytes"))
     var maxBufferedOutput: Int?
 
-    @Option(help: ArgumentHelp("Exit (code 0) after this long with no connection, no session and no running turn; for socket activation.",
+    @Option(help: ArgumentHelp("Exit (code 0) after this long with no connection and no running turn (and, with --state-dir none, no session); for socket activation.",
                                valueName: "duration"),
             transform: DurationArgument.parse)
     var exitIdleAfter: Duration?
@@ -181,12 +183,13 @@ struct ServeCommand: AsyncParsableCommand {
         if let stallTimeout { core.stallTimeout = stallTimeout }
         if let maxQueuedPrompts { core.maxQueuedPrompts = maxQueuedPrompts }
         if let maxSessions { core.maxSessions = maxSessions }
+        security.apply(to: &core)
+        state.apply(to: &core)
 
         let exec = execCommand.map { command in
             ExecBackend(command: ["/bin/sh", "-c", command], killGrace: killGrace ?? .seconds(5))
         }
         let backends = BackendRegistry(echo: EchoBackend(tokenDelay: echoDelay ?? .zero), exec: exec)
-        let registry = SessionRegistry(configuration: core, backends: backends, logger: logger)
 
         let socketPath = global.socketPath
         var server = ServerConfiguration(socketPath: socketPath)
@@ -198,12 +201,29 @@ struct ServeCommand: AsyncParsableCommand {
         if let drainGrace { server.drainGracePeriod = drainGrace }
         if let idleSweepInterval { server.idleSweepInterval = idleSweepInterval }
         if let maxBufferedOutput { server.maxBufferedOutputBytesPerCall = maxBufferedOutput }
+        try security.apply(to: &server)
         // LISTEN_FDS/NOTIFY_SOCKET/WATCHDOG_USEC (read once, then cleared).
         server.systemd = try SystemdSettings.fromEnvironment(listenFDName: listenFDName)
         server.exitIdleAfter = exitIdleAfter
         if let workerHeartbeatInterval { server.workerHeartbeatInterval = workerHeartbeatInterval }
         if let workerHeartbeatTimeout { server.workerHeartbeatTimeout = workerHeartbeatTimeout }
         if let adopted = server.systemd.listeningPath { server.socketPath = adopted }
+
+        // Opened once the rest of the configuration is known to be good; a state
+        // directory held by another server is refused here, before binding.
+        let store: any SessionStore
+        do {
+            store = try state.openStore(logger: logger)
+        } catch {
+            throw CLIFailure("cannot open the state directory: \((error as? SwitchboardError)?.description ?? "\(error)")")
+        }
+        let registry = SessionRegistry(configuration: core, backends: backends, logger: logger, store: store)
+        do {
+            try await registry.restore()
+        } catch {
+            try? await store.close()
+            throw CLIFailure("cannot load the sessions from \(store.location): \(error)")
+        }
 
         let service = SwitchboardServer(configuration: server, registry: registry, logger: logger)
         // The server returns by itself after --exit-idle-after: that is a normal end.
@@ -216,9 +236,12 @@ struct ServeCommand: AsyncParsableCommand {
         )
         do {
             try await group.run()
+            try? await store.close()
         } catch let error as SwitchboardError {
+            try? await store.close()
             throw error  // the server's message already names the socket
         } catch {
+            try? await store.close()
             throw CLIFailure("cannot serve on \(socketPath): \(error)")
         }
     }

@@ -16,7 +16,7 @@ struct Switchboard: AsyncParsableCommand {
             \(ExitCodes.helpText)
             """,
         version: SwitchboardVersion.string,
-        subcommands: [ServeCommand.self, SessionCommand.self, PromptCommand.self, StatusCommand.self, HealthCommand.self, WorkerSubcommand.self]
+        subcommands: [ServeCommand.self, SessionCommand.self, PromptCommand.self, AttachCommand.self, StatusCommand.self, HealthCommand.self, WorkerSubcommand.self]
     )
 
     /// ArgumentParser's `main`, except that a `SwitchboardError` from a command is

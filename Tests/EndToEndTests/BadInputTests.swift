@@ -32,7 +32,7 @@ extension EndToEnd {
                                     text += chunk.data
                                     received.withLock { $0 += 1 }
                                 case .finished(let end): finished = end
-                                case .accepted, .started: break
+                                case .accepted, .started, .attached: break
                                 }
                             }
                             return (sequences, String(decoding: text, as: UTF8.self), finished)

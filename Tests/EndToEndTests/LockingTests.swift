@@ -104,7 +104,7 @@ extension EndToEnd {
                                     for try await event in client.prompt(sessionID: "serial", "p\(index)") {
                                         switch event {
                                         case .accepted(let accepted): outcome.position = accepted.queuePosition
-                                        case .started: break
+                                        case .started, .attached: break
                                         case .output(let chunk):
                                             outcome.sequences.append(chunk.sequence)
                                             outcome.output += String(decoding: chunk.data, as: UTF8.self)

@@ -85,7 +85,7 @@ extension EndToEnd {
             let socketPath = directory.path + "/sock"
             let notify = try NotifySocket(path: directory.path + "/notify")
             let arguments = [Self.socketActivate, "-l", socketPath, "--fdname=switchboard", "-E", "NOTIFY_SOCKET=\(notify.path)",
-                             try SwitchboardBinary.path()] + SystemdServeFlags.serve(exitIdleAfter: "300ms", drainGrace: "2s")
+                             try SwitchboardBinary.path()] + SystemdServeFlags.serve(exitIdleAfter: "300ms", drainGrace: "2s", stateDir: directory.path + "/state")
             var pids: [Int32] = []
             for run in 1...2 {
                 let activator = try SpawnedProcess(arguments, logPath: directory.path + "/activate-\(run).log")
@@ -124,7 +124,7 @@ extension EndToEnd {
             defer { directory.remove() }
             let supervisor = try Supervisor(
                 directory: directory,
-                serveArguments: SystemdServeFlags.serve(exitIdleAfter: "300ms", drainGrace: "2s")
+                serveArguments: SystemdServeFlags.serve(exitIdleAfter: "300ms", drainGrace: "2s", stateDir: directory.path + "/state")
             )
             defer { supervisor.stop() }
             let runner = Task { await supervisor.run() }
@@ -177,7 +177,7 @@ extension EndToEnd {
             let socketPath = directory.path + "/sock"
             let notify = try NotifySocket(path: directory.path + "/notify")
             let server = try ChildProcess(
-                arguments: SystemdServeFlags.serve(exitIdleAfter: "10m", drainGrace: "3s")
+                arguments: SystemdServeFlags.serve(exitIdleAfter: "10m", drainGrace: "3s", stateDir: directory.path + "/state")
                     + ["--socket", socketPath, "--echo-delay", "50ms"],
                 // 200 ms watchdog timeout: a ping every 100 ms, also while draining.
                 environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "200000"],
@@ -228,7 +228,7 @@ extension EndToEnd {
             func serve(_ variables: String, _ extra: [String] = []) async throws -> (Termination?, String, SpawnedProcess) {
                 let socketPath = directory.file("sock")
                 let process = try SpawnedProcess(
-                    ["/bin/sh", "-c", "export \(variables); exec \"$0\" \"$@\"", binary, "serve", "--socket", socketPath] + extra,
+                    ["/bin/sh", "-c", "export \(variables); exec \"$0\" \"$@\"", binary, "serve", "--socket", socketPath, "--state-dir", "none"] + extra,
                     logPath: directory.file("serve", suffix: ".log")
                 )
                 let exit = await process.wait(timeout: .seconds(15))
@@ -256,7 +256,7 @@ extension EndToEnd {
             // Meant for another process: ignored, the server binds --socket.
             let socketPath = directory.file("own")
             let other = try SpawnedProcess(
-                ["/bin/sh", "-c", "export LISTEN_PID=1 LISTEN_FDS=1; exec \"$0\" \"$@\"", binary, "serve", "--socket", socketPath],
+                ["/bin/sh", "-c", "export LISTEN_PID=1 LISTEN_FDS=1; exec \"$0\" \"$@\"", binary, "serve", "--socket", socketPath, "--state-dir", "none"],
                 logPath: directory.file("other", suffix: ".log")
             )
             defer { other.signal(SIGKILL) }
@@ -309,7 +309,11 @@ extension EndToEnd {
                 #expect(words.dropFirst().first == "serve", "\(unit): \(words)")
                 let flags = Set(words.filter { $0.hasPrefix("--") })
                 #expect(flags == SystemdServeFlags.names, "\(unit): \(words)")
-                #expect(Set(SystemdServeFlags.serve(exitIdleAfter: "1s", drainGrace: "1s").filter { $0.hasPrefix("--") }) == flags)
+                let testFlags = SystemdServeFlags.serve(exitIdleAfter: "1s", drainGrace: "1s", stateDir: "/tmp/x").filter { $0.hasPrefix("--") }
+                #expect(Set(testFlags).subtracting(SystemdServeFlags.testOnlyNames) == flags)
+                // The units keep sessions in systemd's state directory instead.
+                let text = try String(contentsOfFile: SystemdServeFlags.repositoryFile(unit), encoding: .utf8)
+                #expect(text.contains("\nStateDirectory=switchboard\n"), "\(unit): no StateDirectory=switchboard")
                 // Every flag takes one value: flag, value, flag, value…
                 #expect(words.count == 2 + 2 * flags.count, "\(unit): \(words)")
             }

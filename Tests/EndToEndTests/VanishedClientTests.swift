@@ -6,16 +6,18 @@ import Testing
 extension EndToEnd {
     @Suite("Vanished client")
     struct VanishedClient {
-        /// A `prompt` process SIGKILLed mid-stream: the server notices, records
-        /// the turn as CANCELLED, and the session is idle and usable again.
-        @Test("a client killed mid-stream gets its turn cancelled; the session stays usable")
+        /// A `prompt --cancel-on-disconnect` process SIGKILLed mid-stream: the
+        /// server notices, records the turn as CANCELLED, and the session is idle
+        /// and usable again. (Without the flag the turn runs on: see
+        /// DurabilityTests.)
+        @Test("a --cancel-on-disconnect client killed mid-stream gets its turn cancelled; the session stays usable")
         func killedClientCancelsTurn() async throws {
             try await withServer(["--echo-delay", "100ms"]) { server in
                 let create = try await server.cli(["session", "create", "--id", "victim"])
                 try #require(create.status == 0, "\(create)")
 
                 // 40 tokens at 100 ms: about 4 s if nobody cancels it.
-                let prompt = try server.startCLI(["prompt", "--session", "victim"] + (1...40).map { "v\($0)" })
+                let prompt = try server.startCLI(["prompt", "--session", "victim", "--cancel-on-disconnect"] + (1...40).map { "v\($0)" })
                 let streaming = await prompt.waitForStdout(timeout: .seconds(10)) { !$0.isEmpty }
                 try #require(streaming, "no streamed output before the kill: \(prompt.stderr)")
                 prompt.kill(signal: SIGKILL)

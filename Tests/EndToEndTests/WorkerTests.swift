@@ -175,7 +175,7 @@ extension EndToEnd {
             }
         }
 
-        @Test("a prompting client that disconnects: the worker is told and its capacity is free again")
+        @Test("a --cancel-on-disconnect client that disconnects: the worker is told and its capacity is free again")
         func cancellationReachesWorker() async throws {
             try await withServer { server in
                 let (w1, _) = try await startWorker(server, capacity: 1)
@@ -184,7 +184,7 @@ extension EndToEnd {
                     let create = try await server.cli(["session", "create", "--id", id, "--backend", "worker:q", "--fail-if-no-worker"])
                     try #require(create.status == 0, "\(create)")
                 }
-                let prompt = try server.startCLI(["prompt", "--session", "c", "slow"])
+                let prompt = try server.startCLI(["prompt", "--session", "c", "--cancel-on-disconnect", "slow"])
                 let started = await eventually(timeout: .seconds(10)) { w1.stderr.contains("started (session c") }
                 try #require(started, "\(w1.stderr)")
                 // Capacity 1 is taken: a fail-fast session is refused at once.

@@ -3,6 +3,10 @@ import SwitchboardClient
 import SwitchboardProtocol
 import Testing
 
+/// The client's timeouts under test (connect, call deadline) and every wait around
+/// them (the fake server's pauses, hang guards, polling limits, the real server's
+/// drain grace) are stretched by `TestTimeScale` together, so the suite holds under
+/// Thread Sanitizer (scripts/test.sh) as it does in a plain run.
 @Suite("Connection life cycle", .timeLimit(.minutes(TestTimeScale.hangGuardMinutes)))
 struct ConnectionTests {
     @Test("connecting to a missing path fails with UNAVAILABLE naming the path")
@@ -65,10 +69,10 @@ struct ConnectionTests {
         }
         defer { fake.stop() }
         var settings = ClientConfiguration()
-        settings.connectTimeout = .milliseconds(300)
+        settings.connectTimeout = TestTimeScale.milliseconds(300)
         let configuration = settings
         let error = await switchboardError {
-            _ = try await withTimeout(.seconds(10)) {
+            _ = try await withTimeout(TestTimeScale.seconds(10)) {
                 try await SwitchboardClient.connect(socketPath: fake.socketPath, configuration: configuration)
             }
         }
@@ -118,7 +122,7 @@ struct ConnectionTests {
             _ = try connection.receive(until: { $0.isStart })
             _ = try connection.receive(until: { $0.isStart })
             connection.send(Frame(kind: .goAway(GoAway(lastCallID: 1, code: .ok, message: "draining"))))
-            Thread.sleep(forTimeInterval: 0.2)
+            Thread.sleep(forTimeInterval: 0.2 * Double(TestTimeScale.factor))
             connection.send(Frame(callID: 1, kind: .end(CallEnd(
                 code: .ok,
                 payload: .healthCheckResponse(HealthCheckResponse(status: .serving))
@@ -153,6 +157,7 @@ struct ConnectionTests {
             let late = await switchboardError { _ = try await client.health() }
             #expect(late?.code == .unavailable)
         }
+        try await fake.waitUntilScriptEnded()
         #expect(fake.receivedFrames.filter(\.isStart).count == 2, "a call after GoAway must not be sent")
     }
 
@@ -195,7 +200,7 @@ struct ConnectionTests {
         defer { fake.stop() }
         try await withSwitchboardClient(socketPath: fake.socketPath) { client in
             let call = Task { try await client.health() }
-            let sent = try await eventually { fake.receivedFrames.contains(where: \.isStart) }
+            let sent = try await eventually(TestTimeScale.seconds(10)) { fake.receivedFrames.contains(where: \.isStart) }
             try #require(sent)
             call.cancel()
             let error = await switchboardError { _ = try await call.value }
@@ -216,17 +221,21 @@ struct ConnectionTests {
         }
         defer { fake.stop() }
         var configuration = ClientConfiguration()
-        configuration.defaultCallTimeout = .milliseconds(100)
+        let callTimeoutMs = TestTimeScale.ms(100)
+        configuration.defaultCallTimeout = .milliseconds(callTimeoutMs)
         try await withSwitchboardClient(socketPath: fake.socketPath, configuration: configuration) { client in
             let error = await switchboardError {
-                _ = try await withTimeout(.seconds(10)) { try await client.health() }
+                _ = try await withTimeout(TestTimeScale.seconds(10)) { try await client.health() }
             }
             #expect(error?.code == .deadlineExceeded)
         }
+        // The Cancel went out before the call failed; the script records it once it
+        // has read everything up to the close.
+        try await fake.waitUntilScriptEnded()
         let frames = fake.receivedFrames
         let start = try #require(frames.first(where: { $0.isStart }))
         if case .start(let callStart) = start.kind {
-            #expect(callStart.timeoutMs == 100)
+            #expect(callStart.timeoutMs == UInt64(callTimeoutMs))
         }
         #expect(frames.contains { $0.isCancel && $0.callID == start.callID })
     }
@@ -240,7 +249,7 @@ struct ConnectionTests {
         }
         defer { fake.stop() }
         let client = try await SwitchboardClient.connect(socketPath: fake.socketPath)
-        let ponged = try await eventually(.seconds(5)) {
+        let ponged = try await eventually(TestTimeScale.seconds(5)) {
             fake.receivedFrames.contains { $0.kind == .pong(nonce: 7) }
         }
         #expect(ponged)
@@ -249,14 +258,14 @@ struct ConnectionTests {
 
     @Test("the real server going away: new calls fail UNAVAILABLE, a running prompt completes")
     func realServerDrain() async throws {
-        try await withTestServer(echoDelay: .milliseconds(20), configureServer: { $0.drainGracePeriod = .seconds(20) }) { server in
+        try await withTestServer(echoDelay: .milliseconds(20), configureServer: { $0.drainGracePeriod = TestTimeScale.seconds(20) }) { server in
             try await server.withClient { client in
                 let session = try await client.createSession()
                 let prompt = words(20)
                 let running = startConsuming(client.prompt(sessionID: session.id, prompt))
-                try await withTimeout(.seconds(10), "turn starts") { try await running.started.value }
+                try await withTimeout(TestTimeScale.seconds(10), "turn starts") { try await running.started.value }
                 server.server.beginDrain()
-                let refused = try await eventually {
+                let refused = try await eventually(TestTimeScale.seconds(10)) {
                     let error = await switchboardError { _ = try await client.health() }
                     return error?.code == .unavailable
                 }

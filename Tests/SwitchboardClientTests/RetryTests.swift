@@ -91,7 +91,7 @@ struct RetryTests {
         // Four idle periods later the session still holds the server.
         try await Task.sleep(for: .milliseconds(800))
         #expect(try await SwitchboardClient.call(.health, socketPath: socketPath) == .serving)
-        _ = try registry.closeSession(id: "keep", reason: "test")
+        _ = try await registry.closeSession(id: "keep", reason: "test", caller: .server)
         try await withTimeout(.seconds(20), "exit on idle") { try await running.value }
         #expect(!FileManager.default.fileExists(atPath: socketPath))
     }

@@ -10,7 +10,7 @@ struct EchoBackendTests {
     )
     func echoesPrompt(prompt: String) async throws {
         let harness = Harness()
-        try harness.createSession("s", backend: "echo")
+        try await harness.createSession("s", backend: "echo")
         let recorder = EventRecorder()
         let outcome = await value(of: harness.start(try harness.submit("s", prompt), recorder: recorder))
         #expect(outcome.code == .ok)
@@ -25,7 +25,7 @@ struct EchoBackendTests {
     @Test("one chunk per word, whitespace kept")
     func tokens() async throws {
         let harness = Harness()
-        try harness.createSession("s", backend: "echo")
+        try await harness.createSession("s", backend: "echo")
         let recorder = EventRecorder()
         _ = await value(of: harness.start(try harness.submit("s", "the quick  brown\nfox"), recorder: recorder))
         #expect(recorder.chunks.map { String(decoding: $0.data, as: UTF8.self) } == ["the ", "quick  ", "brown\n", "fox"])
@@ -35,7 +35,7 @@ struct EchoBackendTests {
     @Test("a token delay is honoured and cancellation stops it")
     func tokenDelayAndCancellation() async throws {
         let harness = Harness(echo: EchoBackend(tokenDelay: .seconds(30)))
-        try harness.createSession("s", backend: "echo")
+        try await harness.createSession("s", backend: "echo")
         let recorder = EventRecorder()
         let task = harness.start(try harness.submit("s", "first second third"), recorder: recorder)
         await eventually("first token") { recorder.chunks.count == 1 }

@@ -18,7 +18,7 @@ struct ExecBackendTests {
 
     func run(_ harness: Harness, _ prompt: String, session: String = "s") async throws -> (TurnOutcome, EventRecorder) {
         if harness.registry.managedSession(id: session) == nil {
-            try harness.createSession(session, backend: "exec")
+            try await harness.createSession(session, backend: "exec")
         }
         let recorder = EventRecorder()
         let outcome = await value(of: harness.start(try harness.submit(session, prompt), recorder: recorder))
@@ -47,7 +47,7 @@ struct ExecBackendTests {
     @Test("a slow reader slows the command instead of buffering without bound")
     func backpressure() async throws {
         let harness = harness(["sh", "-c", "head -c 2000000 /dev/zero"])
-        try harness.createSession("s", backend: "exec")
+        try await harness.createSession("s", backend: "exec")
         let received = Counter()
         let turn = try harness.submit("s", "")
         let outcome = await value(of: Task {
@@ -65,7 +65,7 @@ struct ExecBackendTests {
     @Test("stdout is streamed while the command still runs")
     func streamsBeforeExit() async throws {
         let harness = harness(["sh", "-c", "echo first; sleep 30; echo never"])
-        try harness.createSession("s", backend: "exec")
+        try await harness.createSession("s", backend: "exec")
         let recorder = EventRecorder()
         let task = harness.start(try harness.submit("s", ""), recorder: recorder)
         await eventually("first line") { recorder.text == "first\n" }
@@ -117,7 +117,7 @@ struct ExecBackendTests {
             ["/bin/sh", "-c", "echo \"$SWITCHBOARD_SESSION_ID $FOO ${HOME:-unset} $SWITCHBOARD_TURN_ID\""],
             environment: ["FOO": "bar"]
         )
-        try harness.createSession("env-test", backend: "exec")
+        try await harness.createSession("env-test", backend: "exec")
         let turn = try harness.submit("env-test", "")
         let recorder = EventRecorder()
         let outcome = await value(of: harness.start(turn, recorder: recorder))
@@ -129,7 +129,7 @@ struct ExecBackendTests {
     func sigtermTrappingCommandIsKilled() async throws {
         let grace = Duration.milliseconds(300)
         let harness = harness(["sh", "-c", "echo $$; trap '' TERM; sleep 60"], killGrace: grace)
-        try harness.createSession("s", backend: "exec")
+        try await harness.createSession("s", backend: "exec")
         let recorder = EventRecorder()
         let task = harness.start(try harness.submit("s", ""), recorder: recorder)
         await eventually("pid printed") { recorder.text.hasSuffix("\n") }
@@ -137,7 +137,7 @@ struct ExecBackendTests {
         await eventually("sleep started") { liveProcesses(inGroup: group).count >= 2 }
 
         let closedAt = ContinuousClock.now
-        _ = try harness.registry.closeSession(id: "s", reason: "test")
+        _ = try await harness.registry.closeSession(id: "s", reason: "test", caller: .server)
         let outcome = await value(of: task)
         let elapsed = closedAt.duration(to: .now)
         #expect(outcome.code == .cancelled)
@@ -154,7 +154,7 @@ struct ExecBackendTests {
     @Test("cancelling a turn kills the command's whole process group")
     func cancellationKillsGroup() async throws {
         let harness = harness(["sh", "-c", "echo $$; sleep 60 & sleep 60; wait"], killGrace: .seconds(5))
-        try harness.createSession("s", backend: "exec")
+        try await harness.createSession("s", backend: "exec")
         let recorder = EventRecorder()
         let task = harness.start(try harness.submit("s", ""), recorder: recorder)
         await eventually("pid printed") { recorder.text.hasSuffix("\n") }
@@ -171,7 +171,7 @@ struct ExecBackendTests {
     @Test("the turn deadline kills a hung command")
     func deadlineKillsCommand() async throws {
         let harness = harness(["sh", "-c", "echo $$; exec sleep 60"])
-        try harness.createSession("s", backend: "exec", settings: SessionSettings(turnDeadlineMs: 1_000))
+        try await harness.createSession("s", backend: "exec", settings: SessionSettings(turnDeadlineMs: 1_000))
         let recorder = EventRecorder()
         let outcome = await value(of: harness.start(try harness.submit("s", ""), recorder: recorder))
         #expect(outcome.code == .deadlineExceeded)
@@ -184,7 +184,7 @@ struct ExecBackendTests {
     @Test("a stalled command is ended as stalled")
     func stallKillsCommand() async throws {
         let harness = harness(["sh", "-c", "echo hi; exec sleep 60"])
-        try harness.createSession("s", backend: "exec", settings: SessionSettings(stallTimeoutMs: 1_000))
+        try await harness.createSession("s", backend: "exec", settings: SessionSettings(stallTimeoutMs: 1_000))
         let (outcome, recorder) = try await run(harness, "")
         #expect(outcome.code == .deadlineExceeded)
         #expect(outcome.finished.stopReason == "stalled")

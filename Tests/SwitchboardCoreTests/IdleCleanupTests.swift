@@ -8,15 +8,15 @@ struct IdleCleanupTests {
     let later = UInt64.max / 2
 
     @Test("an idle session past its timeout is closed and removed; a fresh one stays")
-    func removesExpiredIdleSession() throws {
+    func removesExpiredIdleSession() async throws {
         let harness = Harness()
-        let created = try harness.createSession("old", settings: SessionSettings(idleTimeoutMs: 1_000))
-        try harness.createSession("fresh", settings: SessionSettings(idleTimeoutMs: 3_600_000))
+        let created = try await harness.createSession("old", settings: SessionSettings(idleTimeoutMs: 1_000))
+        try await harness.createSession("fresh", settings: SessionSettings(idleTimeoutMs: 3_600_000))
 
         #expect(harness.registry.removeIdleSessions(nowMs: created.lastActivityMs + 999).isEmpty)
         #expect(harness.registry.removeIdleSessions(nowMs: created.lastActivityMs + 1_000) == ["old"])
-        expectError(.notFound) { () throws(SwitchboardError) in try harness.registry.getSession(id: "old") }
-        #expect(try harness.registry.getSession(id: "fresh").state == .idle)
+        expectError(.notFound) { () throws(SwitchboardError) in try harness.registry.getSession(id: "old", caller: .server) }
+        #expect(try harness.registry.getSession(id: "fresh", caller: .server).state == .idle)
         #expect(harness.registry.statistics().sessionsTotal == 1)
         #expect(harness.registry.statistics().sessionsIdle == 1)
     }
@@ -24,7 +24,7 @@ struct IdleCleanupTests {
     @Test("the real-clock sweep removes a session with a tiny idle timeout")
     func realClockSweep() async throws {
         let harness = Harness()
-        try harness.createSession("brief", settings: SessionSettings(idleTimeoutMs: 1))
+        try await harness.createSession("brief", settings: SessionSettings(idleTimeoutMs: 1))
         try await Task.sleep(for: .milliseconds(5))
         #expect(harness.registry.removeIdleSessions() == ["brief"])
     }
@@ -32,8 +32,8 @@ struct IdleCleanupTests {
     @Test("a session with a running or a queued turn is never removed")
     func skipsBusySessions() async throws {
         let harness = Harness()
-        try harness.createSession("running", settings: SessionSettings(idleTimeoutMs: 1))
-        try harness.createSession("queued", settings: SessionSettings(idleTimeoutMs: 1))
+        try await harness.createSession("running", settings: SessionSettings(idleTimeoutMs: 1))
+        try await harness.createSession("queued", settings: SessionSettings(idleTimeoutMs: 1))
         let held = harness.start(try harness.submit("running", "hold"))
         // "queued": a turn holds the slot but has not been run yet, another waits.
         let first = try harness.submit("queued", "q-first")
@@ -53,9 +53,9 @@ struct IdleCleanupTests {
     }
 
     @Test("removal is guarded by identity: a replacement under the same id survives")
-    func identityGuardedRemoval() throws {
+    func identityGuardedRemoval() async throws {
         let harness = Harness()
-        try harness.createSession("x", settings: SessionSettings(idleTimeoutMs: 1))
+        try await harness.createSession("x", settings: SessionSettings(idleTimeoutMs: 1))
         let stale = try #require(harness.registry.managedSession(id: "x"))
 
         // A concurrent close-and-recreate put a new object under "x" after the sweep
@@ -67,7 +67,7 @@ struct IdleCleanupTests {
         #expect(!harness.registry.removeIfIdle(stale, nowMs: later))
         #expect(stale.state == .closed)
         #expect(harness.registry.managedSession(id: "x") === replacement)
-        #expect(try harness.registry.getSession(id: "x").state == .idle)
+        #expect(try harness.registry.getSession(id: "x", caller: .server).state == .idle)
         #expect(!harness.registry.removeEntry(id: "x", ifSameAs: stale))
         #expect(harness.registry.managedSession(id: "x") === replacement)
 

@@ -7,9 +7,9 @@ struct StatusTests {
     @Test("statistics follow running, queued and finished turns")
     func statistics() async throws {
         let harness = Harness()
-        try harness.createSession("a")
-        try harness.createSession("b")
-        try harness.createSession("c")
+        try await harness.createSession("a")
+        try await harness.createSession("b")
+        try await harness.createSession("c")
         #expect(harness.registry.statistics() == RegistryStatistics(sessionsTotal: 3, sessionsIdle: 3))
 
         let a = harness.start(try harness.submit("a", "hold-a"))
@@ -24,11 +24,11 @@ struct StatusTests {
         #expect(harness.registry.statistics() == RegistryStatistics(
             sessionsTotal: 3, sessionsIdle: 1, sessionsBusy: 2, turnsInFlight: 2, queuedPrompts: 4, maxQueueDepth: 3
         ))
-        let sessionA = try harness.registry.getSession(id: "a")
+        let sessionA = try harness.registry.getSession(id: "a", caller: .server)
         #expect(sessionA.queuedPrompts == 3)
         #expect(sessionA.state == .busy)
 
-        _ = try harness.registry.closeSession(id: "a", reason: "done")
+        _ = try await harness.registry.closeSession(id: "a", reason: "done", caller: .server)
         for task in [a] + queuedA { #expect(await value(of: task).code == .cancelled) }
         #expect(harness.registry.statistics() == RegistryStatistics(
             sessionsTotal: 2, sessionsIdle: 1, sessionsBusy: 1, turnsInFlight: 1, queuedPrompts: 1, maxQueueDepth: 1,
@@ -42,13 +42,13 @@ struct StatusTests {
         #expect(harness.registry.statistics() == RegistryStatistics(
             sessionsTotal: 2, sessionsIdle: 2, turnsCompleted: 3
         ))
-        #expect(try harness.registry.getSession(id: "b").turnsCompleted == 2)
+        #expect(try harness.registry.getSession(id: "b", caller: .server).turnsCompleted == 2)
     }
 
     @Test("session status lists running, queued, then finished turns, newest first")
     func sessionStatus() async throws {
         let harness = Harness(configuration: CoreConfiguration(finishedTurnsKept: 2))
-        try harness.createSession("s")
+        try await harness.createSession("s")
         for prompt in ["emit:one", "emit:two", "emit:three"] {
             let turn = try harness.submit("s", prompt)
             harness.gate.release(prompt)
@@ -60,7 +60,7 @@ struct StatusTests {
         await harness.gate.waitForStarts(4)
         let queued = try harness.submit("s", long)
 
-        let status = try harness.registry.sessionStatus(id: "s")
+        let status = try harness.registry.sessionStatus(id: "s", caller: .server)
         #expect(status.session?.id == "s")
         #expect(status.session?.currentTurnID == running.turnID)
         #expect(status.session?.queuedPrompts == 1)
@@ -84,7 +84,7 @@ struct StatusTests {
         harness.gate.release("emit:now")
         #expect(await value(of: runningTask).code == .ok)
         queued.cancel(reason: "enough")
-        let afterwards = try harness.registry.sessionStatus(id: "s").turns
+        let afterwards = try harness.registry.sessionStatus(id: "s", caller: .server).turns
         #expect(afterwards.map(\.promptPreview) == [String(repeating: "é", count: 100), "emit:now"])
         #expect(afterwards[0].code == .cancelled)
         #expect(afterwards[0].message == "enough")
@@ -92,9 +92,9 @@ struct StatusTests {
     }
 
     @Test("statistics stay cheap and exact with many idle sessions")
-    func manyIdleSessions() throws {
+    func manyIdleSessions() async throws {
         let harness = Harness()
-        for index in 0..<5_000 { try harness.createSession("s\(index)") }
+        for index in 0..<5_000 { try await harness.createSession("s\(index)") }
         let statistics = harness.registry.statistics()
         #expect(statistics.sessionsTotal == 5_000)
         #expect(statistics.sessionsIdle == 5_000)

@@ -162,6 +162,23 @@ func value<T: Sendable>(
 func expectError<T>(
     _ code: StatusCode,
     sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws(SwitchboardError) -> T
+) async -> SwitchboardError? {
+    do {
+        _ = try await body()
+        Issue.record("expected \(code.name), got success", sourceLocation: sourceLocation)
+        return nil
+    } catch {
+        #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
+        return error
+    }
+}
+
+/// Expects `body` to throw a `SwitchboardError` with `code`; returns it.
+@discardableResult
+func expectError<T>(
+    _ code: StatusCode,
+    sourceLocation: SourceLocation = #_sourceLocation,
     _ body: () throws(SwitchboardError) -> T
 ) -> SwitchboardError? {
     do {
@@ -182,7 +199,8 @@ struct Harness {
         configuration: CoreConfiguration = CoreConfiguration(),
         echo: EchoBackend = EchoBackend(),
         exec: ExecBackend? = nil,
-        extra: [String: any Backend] = [:]
+        extra: [String: any Backend] = [:],
+        store: any SessionStore = InMemorySessionStore()
     ) {
         gate = GateBackend()
         var backends = BackendRegistry(echo: echo, exec: exec)
@@ -190,7 +208,7 @@ struct Harness {
         for (name, backend) in extra { backends.register(backend, named: name) }
         var logger = Logger(label: "switchboard.core.tests")
         logger.logLevel = .critical
-        registry = SessionRegistry(configuration: configuration, backends: backends, logger: logger)
+        registry = SessionRegistry(configuration: configuration, backends: backends, logger: logger, store: store)
     }
 
     @discardableResult
@@ -199,10 +217,10 @@ struct Harness {
         backend: String = "gate",
         labels: [Label] = [],
         settings: SessionSettings = SessionSettings()
-    ) throws(SwitchboardError) -> Session {
+    ) async throws(SwitchboardError) -> Session {
         var settings = settings
         settings.backend = backend
-        return try registry.createSession(CreateSessionRequest(sessionID: id, labels: labels, settings: settings), ownerUID: 1000)
+        return try await registry.createSession(CreateSessionRequest(sessionID: id, labels: labels, settings: settings), ownerUID: 1000)
     }
 
     func submit(
@@ -211,7 +229,7 @@ struct Harness {
         whenBusy: BusyPolicy = .wait,
         deadline: ContinuousClock.Instant? = nil
     ) throws(SwitchboardError) -> PendingTurn {
-        try registry.submitPrompt(PromptRequest(sessionID: sessionID, prompt: prompt, whenBusy: whenBusy), deadline: deadline)
+        try registry.submitPrompt(PromptRequest(sessionID: sessionID, prompt: prompt, whenBusy: whenBusy), deadline: deadline, caller: .server)
     }
 
     /// Starts running `turn` in a task of its own, recording its events.

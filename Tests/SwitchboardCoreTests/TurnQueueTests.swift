@@ -7,7 +7,7 @@ struct TurnQueueTests {
     @Test("ten concurrently submitted prompts run in strict FIFO order")
     func fifoOrder() async throws {
         let harness = Harness()
-        try harness.createSession("s")
+        try await harness.createSession("s")
         let first = try harness.submit("s", "hold")
         #expect(first.queuePosition == 0)
         let firstRun = harness.start(first)
@@ -48,8 +48,8 @@ struct TurnQueueTests {
     @Test("turns of different sessions run in parallel")
     func sessionsRunInParallel() async throws {
         let harness = Harness()
-        try harness.createSession("a")
-        try harness.createSession("b", backend: "echo")
+        try await harness.createSession("a")
+        try await harness.createSession("b", backend: "echo")
         let held = harness.start(try harness.submit("a", "hold"))
         await harness.gate.waitForStarts(1)
 
@@ -57,7 +57,7 @@ struct TurnQueueTests {
         let outcome = await value(of: harness.start(try harness.submit("b", "hello there"), recorder: recorder))
         #expect(outcome.code == .ok)
         #expect(recorder.text == "hello there")
-        #expect(try harness.registry.getSession(id: "a").state == .busy)
+        #expect(try harness.registry.getSession(id: "a", caller: .server).state == .busy)
 
         harness.gate.release("hold")
         #expect(await value(of: held).code == .ok)
@@ -66,7 +66,7 @@ struct TurnQueueTests {
     @Test("status, get, list and create answer while a turn is blocked")
     func registryStaysResponsive() async throws {
         let harness = Harness()
-        try harness.createSession("a")
+        try await harness.createSession("a")
         let held = harness.start(try harness.submit("a", "hold"))
         await harness.gate.waitForStarts(1)
 
@@ -74,12 +74,12 @@ struct TurnQueueTests {
         let statistics = harness.registry.statistics()
         #expect(statistics.sessionsBusy == 1)
         #expect(statistics.turnsInFlight == 1)
-        let session = try harness.registry.getSession(id: "a")
+        let session = try harness.registry.getSession(id: "a", caller: .server)
         #expect(session.state == .busy)
         #expect(!session.currentTurnID.isEmpty)
-        #expect(try harness.registry.listSessions(ListSessionsRequest()).sessions.map(\.id) == ["a"])
-        try harness.createSession("b")
-        #expect(try harness.registry.sessionStatus(id: "a").turns.first?.state == .running)
+        #expect(try harness.registry.listSessions(ListSessionsRequest(), caller: .server).sessions.map(\.id) == ["a"])
+        try await harness.createSession("b")
+        #expect(try harness.registry.sessionStatus(id: "a", caller: .server).turns.first?.state == .running)
         #expect(harness.registry.sessionSnapshots().count == 2)
         #expect(harness.registry.removeIdleSessions().isEmpty)
         #expect(harness.gate.startedPrompts == ["hold"])
@@ -91,7 +91,7 @@ struct TurnQueueTests {
     @Test("a prompt with BusyPolicy.reject fails at once when a turn runs or is queued")
     func busyReject() async throws {
         let harness = Harness()
-        try harness.createSession("s")
+        try await harness.createSession("s")
         let held = harness.start(try harness.submit("s", "hold"))
         await harness.gate.waitForStarts(1)
 
@@ -112,7 +112,7 @@ struct TurnQueueTests {
     @Test("a full queue answers RESOURCE_EXHAUSTED")
     func queueFull() async throws {
         let harness = Harness(configuration: CoreConfiguration(maxQueuedPrompts: 2))
-        try harness.createSession("s")
+        try await harness.createSession("s")
         let held = harness.start(try harness.submit("s", "hold"))
         await harness.gate.waitForStarts(1)
         let q1 = try harness.submit("s", "q1")
@@ -121,12 +121,12 @@ struct TurnQueueTests {
         expectError(.resourceExhausted) { () throws(SwitchboardError) in try harness.submit("s", "q3") }
 
         // A session may ask for less than the server's bound, never more.
-        try harness.createSession("small", settings: SessionSettings(maxQueuedPrompts: 1))
-        try harness.createSession("big", settings: SessionSettings(maxQueuedPrompts: 50))
-        #expect(try harness.registry.getSession(id: "small").settings.maxQueuedPrompts == 1)
-        #expect(try harness.registry.getSession(id: "big").settings.maxQueuedPrompts == 2)
+        try await harness.createSession("small", settings: SessionSettings(maxQueuedPrompts: 1))
+        try await harness.createSession("big", settings: SessionSettings(maxQueuedPrompts: 50))
+        #expect(try harness.registry.getSession(id: "small", caller: .server).settings.maxQueuedPrompts == 1)
+        #expect(try harness.registry.getSession(id: "big", caller: .server).settings.maxQueuedPrompts == 2)
 
-        _ = try harness.registry.closeSession(id: "s", reason: "test over")
+        _ = try await harness.registry.closeSession(id: "s", reason: "test over", caller: .server)
         #expect(await value(of: held).code == .cancelled)
         _ = (q1, q2)
     }
@@ -134,13 +134,13 @@ struct TurnQueueTests {
     @Test("closing a session cancels its running turn and fails its queued prompts")
     func closeCancelsRunningAndQueued() async throws {
         let harness = Harness()
-        try harness.createSession("s")
+        try await harness.createSession("s")
         let running = harness.start(try harness.submit("s", "hold"))
         await harness.gate.waitForStarts(1)
         let queuedRunning = harness.start(try harness.submit("s", "q1"))
         let queuedNotRunning = try harness.submit("s", "q2")  // `run` not called yet
 
-        let response = try harness.registry.closeSession(id: "s", reason: "operator")
+        let response = try await harness.registry.closeSession(id: "s", reason: "operator", caller: .server)
         #expect(response.cancelledTurns == 1)
         #expect(response.rejectedPrompts == 2)
         #expect(response.session?.state == .closed)
@@ -159,8 +159,8 @@ struct TurnQueueTests {
 
         // Removed: NOT_FOUND from now on.
         expectError(.notFound) { () throws(SwitchboardError) in try harness.submit("s", "late") }
-        expectError(.notFound) { () throws(SwitchboardError) in try harness.registry.getSession(id: "s") }
-        expectError(.notFound) { () throws(SwitchboardError) in try harness.registry.closeSession(id: "s", reason: "") }
+        expectError(.notFound) { () throws(SwitchboardError) in try harness.registry.getSession(id: "s", caller: .server) }
+        await expectError(.notFound) { () async throws(SwitchboardError) in try await harness.registry.closeSession(id: "s", reason: "", caller: .server) }
         let statistics = harness.registry.statistics()
         #expect(statistics.sessionsTotal == 0)
         #expect(statistics.turnsInFlight == 0)
@@ -171,10 +171,10 @@ struct TurnQueueTests {
     func closeDoesNotWait() async throws {
         // The backend ignores cancellation until released: close must still return.
         let harness = Harness(extra: ["stubborn": StubbornBackend()])
-        try harness.createSession("s", backend: "stubborn")
+        try await harness.createSession("s", backend: "stubborn")
         let running = harness.start(try harness.submit("s", "x"))
-        await eventually("turn running") { (try? harness.registry.getSession(id: "s").state) == .busy }
-        let response = try harness.registry.closeSession(id: "s", reason: "bye")
+        await eventually("turn running") { (try? harness.registry.getSession(id: "s", caller: .server).state) == .busy }
+        let response = try await harness.registry.closeSession(id: "s", reason: "bye", caller: .server)
         #expect(response.cancelledTurns == 1)
         StubbornBackend.release.open()
         #expect(await value(of: running).code == .cancelled)
@@ -183,7 +183,7 @@ struct TurnQueueTests {
     @Test("cancelling a queued waiter's task keeps FIFO for the others")
     func cancelQueuedWaiterKeepsFIFO() async throws {
         let harness = Harness()
-        try harness.createSession("s")
+        try await harness.createSession("s")
         let held = harness.start(try harness.submit("s", "hold"))
         await harness.gate.waitForStarts(1)
         let b = harness.start(try harness.submit("s", "b"))
@@ -214,7 +214,7 @@ struct TurnQueueTests {
     @Test("cancelling the task of a running turn cancels its backend")
     func cancelRunningTask() async throws {
         let harness = Harness()
-        try harness.createSession("s")
+        try await harness.createSession("s")
         let running = harness.start(try harness.submit("s", "hold"))
         await harness.gate.waitForStarts(1)
         running.cancel()
@@ -231,7 +231,7 @@ struct TurnQueueTests {
     @Test("PendingTurn.cancel ends a queued or running turn from outside")
     func cancelFromOutside() async throws {
         let harness = Harness()
-        try harness.createSession("s")
+        try await harness.createSession("s")
         let holdTurn = try harness.submit("s", "hold")
         let held = harness.start(holdTurn)
         await harness.gate.waitForStarts(1)
@@ -246,7 +246,7 @@ struct TurnQueueTests {
         #expect(heldOutcome.code == .cancelled)
         #expect(heldOutcome.message == "cancel frame")
 
-        let history = try harness.registry.sessionStatus(id: "s").turns
+        let history = try harness.registry.sessionStatus(id: "s", caller: .server).turns
         #expect(history.map(\.message) == ["cancel frame", "client disconnected"])
         #expect(history.allSatisfy { $0.state == .finished })
     }
@@ -254,7 +254,7 @@ struct TurnQueueTests {
     @Test("a turn that is dropped without running gives up its place")
     func abandonedTurnLeavesQueue() async throws {
         let harness = Harness()
-        try harness.createSession("s")
+        try await harness.createSession("s")
         do {
             let dropped = try harness.submit("s", "never run")
             #expect(dropped.queuePosition == 0)
@@ -269,7 +269,7 @@ struct TurnQueueTests {
     @Test("running a turn twice is refused")
     func runTwice() async throws {
         let harness = Harness()
-        try harness.createSession("s", backend: "echo")
+        try await harness.createSession("s", backend: "echo")
         let turn = try harness.submit("s", "hi")
         #expect(await turn.run(sink: { _ in }).code == .ok)
         #expect(await turn.run(sink: { _ in }).code == .failedPrecondition)
@@ -278,7 +278,7 @@ struct TurnQueueTests {
     @Test("a sink that throws ends the turn")
     func failingSink() async throws {
         let harness = Harness()
-        try harness.createSession("s", backend: "echo")
+        try await harness.createSession("s", backend: "echo")
         let turn = try harness.submit("s", "one two three")
         let outcome = await turn.run { event in
             if case .output = event { throw SwitchboardError(code: .unavailable, message: "client gone") }
@@ -291,7 +291,7 @@ struct TurnQueueTests {
     @Test("cancellation races with grants lose no turn and no wake-up", arguments: 0..<20)
     func cancellationRace(seed: Int) async throws {
         let harness = Harness(echo: EchoBackend(tokenDelay: .microseconds(50)))
-        try harness.createSession("s", backend: "echo")
+        try await harness.createSession("s", backend: "echo")
         let tasks = try (0..<8).map { index in
             (index, harness.start(try harness.submit("s", "turn \(index) of \(seed)")))
         }

@@ -62,18 +62,18 @@ struct WorkerPoolTests {
     }
 
     @Test("capacity 0, a malformed queue name and an unknown queue backend are clear errors")
-    func registrationErrors() {
+    func registrationErrors() async {
         let zero = expectError(.invalidArgument) { () throws(SwitchboardError) in try register(capacity: 0) }
         #expect(zero?.message.contains("capacity") == true)
         expectError(.invalidArgument) { () throws(SwitchboardError) in try register("bad queue!") }
-        expectError(.invalidArgument) { () throws(SwitchboardError) in try harness.createSession(backend: "worker:") }
+        await expectError(.invalidArgument) { () async throws(SwitchboardError) in try await harness.createSession(backend: "worker:") }
         #expect(workers.snapshot().workers.isEmpty)
     }
 
     @Test("a turn runs on a worker: assignment, output, finish; status counts it")
     func basicTurn() async throws {
         let (worker, link) = try register()
-        try harness.createSession("s1", backend: "worker:q", labels: [Label(key: "k", value: "v")])
+        try await harness.createSession("s1", backend: "worker:q", labels: [Label(key: "k", value: "v")])
         let recorder = EventRecorder()
         let task = harness.start(try harness.submit("s1", "hello"), recorder: recorder)
         let assignment = try #require(try await link.waitForAssignments(1).first)
@@ -100,7 +100,7 @@ struct WorkerPoolTests {
         let (w1, l1) = try register()
         let (w2, l2) = try register()
         let sessions = ["a", "b", "c", "d"]
-        for id in sessions { try harness.createSession(id, backend: "worker:q") }
+        for id in sessions { try await harness.createSession(id, backend: "worker:q") }
         var tasks: [Task<TurnOutcome, Never>] = []
         for id in sessions { tasks.append(harness.start(try harness.submit(id, "p-\(id)"))) }
         let a1 = try await l1.waitForAssignments(2)
@@ -128,11 +128,11 @@ struct WorkerPoolTests {
 
     @Test("no worker: fail policy answers UNAVAILABLE at once; wait policy waits and shows in status")
     func noWorker() async throws {
-        try harness.createSession("f", backend: "worker:q", settings: SessionSettings(whenNoWorker: .fail))
+        try await harness.createSession("f", backend: "worker:q", settings: SessionSettings(whenNoWorker: .fail))
         let failed = await harness.start(try harness.submit("f", "x")).value
         #expect(failed.code == .unavailable)
 
-        try harness.createSession("w", backend: "worker:q")
+        try await harness.createSession("w", backend: "worker:q")
         let task = harness.start(try harness.submit("w", "x"))
         for _ in 0..<1000 where workers.snapshot().queues.first?.waitingTurns != 1 {
             try await Task.sleep(for: .milliseconds(5))
@@ -147,7 +147,7 @@ struct WorkerPoolTests {
 
     @Test("a waiting turn is bounded by its deadline")
     func waitingDeadline() async throws {
-        try harness.createSession("w", backend: "worker:q", settings: SessionSettings(turnDeadlineMs: 100))
+        try await harness.createSession("w", backend: "worker:q", settings: SessionSettings(turnDeadlineMs: 100))
         let outcome = await harness.start(try harness.submit("w", "x")).value
         #expect(outcome.code == .deadlineExceeded)
         #expect(workers.snapshot().queues.isEmpty)
@@ -156,7 +156,7 @@ struct WorkerPoolTests {
     @Test("a worker that goes away fails its turns UNAVAILABLE; the session moves to another worker")
     func workerGone() async throws {
         let (w1, l1) = try register()
-        try harness.createSession("s", backend: "worker:q")
+        try await harness.createSession("s", backend: "worker:q")
         let task = harness.start(try harness.submit("s", "x"))
         _ = try await l1.waitForAssignments(1)
         let (w2, l2) = try register()
@@ -175,7 +175,7 @@ struct WorkerPoolTests {
     @Test("a cancelled turn reaches the worker and frees its slot; unknown turns are errors")
     func cancellation() async throws {
         let (worker, link) = try register(capacity: 1)
-        try harness.createSession("s", backend: "worker:q")
+        try await harness.createSession("s", backend: "worker:q")
         let turn = try harness.submit("s", "x")
         let task = harness.start(turn)
         let assignment = try #require(try await link.waitForAssignments(1).first)
@@ -198,7 +198,7 @@ struct WorkerPoolTests {
     @Test("a worker's failure reaches the prompting client with its code")
     func failure() async throws {
         let (worker, link) = try register()
-        try harness.createSession("s", backend: "worker:q")
+        try await harness.createSession("s", backend: "worker:q")
         let task = harness.start(try harness.submit("s", "x"))
         let assignment = try #require(try await link.waitForAssignments(1).first)
         try worker.fail(turnID: assignment.turnID, code: .resourceExhausted, message: "no memory")

@@ -51,6 +51,7 @@ struct FrameRoundTripTests {
             case .started: events.insert("started")
             case .output: events.insert("output")
             case .finished: events.insert("finished")
+            case .attached: events.insert("attached")
             }
         }
         #expect(events == ["accepted", "started", "output", "finished"])

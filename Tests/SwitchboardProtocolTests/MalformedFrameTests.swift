@@ -113,9 +113,9 @@ struct MalformedFrameTests {
         let empty = Wire.field(1, varint: 3) + Wire.field(5, bytes: Wire.field(1, bytes: []))
         #expect(try Frame(serializedBytes: empty) == Frame(callID: 3, kind: .message(CallMessage(payload: nil))))
 
-        // Field 18 is reserved for future payloads (16 and 17 are the worker messages).
+        // Field 21 is reserved for future payloads (16-20 are the worker, attach and history messages).
         let future = Wire.field(1, varint: 3)
-            + Wire.field(4, bytes: Wire.field(1, string: "/x.Y/Z") + Wire.field(4, bytes: Wire.field(18, bytes: [0x08, 0x01])))
+            + Wire.field(4, bytes: Wire.field(1, string: "/x.Y/Z") + Wire.field(4, bytes: Wire.field(21, bytes: [0x08, 0x01])))
         #expect(try Frame(serializedBytes: future) == Frame(callID: 3, kind: .start(CallStart(method: "/x.Y/Z"))))
     }
 

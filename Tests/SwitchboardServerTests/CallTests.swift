@@ -212,13 +212,14 @@ struct CallTests {
         }
     }
 
+    /// With `cancel_on_disconnect` a vanished client's turn is cancelled.
     @Test func vanishingClientCancelsItsTurn() async throws {
         try await withTestServer(tokenDelay: .milliseconds(10)) { server in
             let observer = try await server.connectAndHandshake()
             try await observer.createSession("v")
             do {
                 let client = try await server.connectAndHandshake()
-                let id = try await client.startPrompt(session: "v", prompt: makePrompt(words: 1000))
+                let id = try await client.startPrompt(session: "v", prompt: makePrompt(words: 1000), cancelOnDisconnect: true)
                 var outputs = 0
                 while outputs < 3 {
                     if case .event(.output) = try await client.nextPromptItem(id) { outputs += 1 }

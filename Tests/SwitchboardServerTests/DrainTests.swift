@@ -10,6 +10,10 @@ import SwitchboardProtocol
 import SwitchboardServer
 import Testing
 
+/// Drain grace periods are stretched by `TestTimeScale`, so under Thread Sanitizer
+/// (scripts/test.sh), where the server runs many times slower, a prompt that must
+/// finish inside the grace still does, and one that must outlast it (50 s of
+/// output against a grace of 300 ms × the scale) still does too.
 @Suite("Drain")
 struct DrainTests {
     /// Starts a server by hand (the drain is the test, not the teardown).
@@ -28,7 +32,7 @@ struct DrainTests {
     }
 
     @Test func drainLetsARunningPromptFinish() async throws {
-        let (server, dir) = try await Self.startServer(tokenDelay: .milliseconds(5), grace: .seconds(20))
+        let (server, dir) = try await Self.startServer(tokenDelay: .milliseconds(5), grace: TestTimeScale.seconds(20))
         defer { removeDirectory(dir) }
         let client = try await server.connectAndHandshake()
         try await client.createSession("d")  // call 1
@@ -77,7 +81,7 @@ struct DrainTests {
     }
 
     @Test func promptLongerThanTheGracePeriodIsEnded() async throws {
-        let (server, dir) = try await Self.startServer(tokenDelay: .milliseconds(50), grace: .milliseconds(300))
+        let (server, dir) = try await Self.startServer(tokenDelay: .milliseconds(50), grace: TestTimeScale.milliseconds(300))
         defer { removeDirectory(dir) }
         let client = try await server.connectAndHandshake()
         try await client.createSession("long")
@@ -98,7 +102,7 @@ struct DrainTests {
         #expect(result.finished != nil)
         #expect(try await client.readUntilClosed().isEmpty)
         try await server.runTask.value
-        let status = try server.registry.sessionStatus(id: "long")
+        let status = try server.registry.sessionStatus(id: "long", caller: .server)
         #expect(status.turns.first?.code == .cancelled)
     }
 
@@ -106,7 +110,7 @@ struct DrainTests {
         let dir = makeSocketDirectory()
         defer { removeDirectory(dir) }
         var configuration = ServerConfiguration(socketPath: dir + "/s.sock")
-        configuration.drainGracePeriod = .seconds(5)
+        configuration.drainGracePeriod = TestTimeScale.seconds(5)
         let server = SwitchboardServer(configuration: configuration, registry: makeRegistry(), logger: quietLogger)
         let group = ServiceGroup(services: [server], logger: quietLogger)
         let run = Task { try await group.run() }
@@ -121,7 +125,7 @@ struct DrainTests {
     }
 
     @Test func cancellingRunDrains() async throws {
-        let (server, dir) = try await Self.startServer(tokenDelay: .zero, grace: .seconds(5))
+        let (server, dir) = try await Self.startServer(tokenDelay: .zero, grace: TestTimeScale.seconds(5))
         defer { removeDirectory(dir) }
         let client = try await server.connectAndHandshake()
         server.runTask.cancel()

@@ -13,6 +13,7 @@ final class TurnController: Sendable {
     let stallTimeout: Duration
     private let sink: @Sendable (TurnEvent) async throws -> Void
     private let session: ManagedSession
+    private let log: TurnLog
 
     let chunks = Atomic<UInt64>(0)
     let bytes = Atomic<UInt64>(0)
@@ -37,6 +38,7 @@ final class TurnController: Sendable {
         deadline: ContinuousClock.Instant,
         stallTimeout: Duration,
         session: ManagedSession,
+        log: TurnLog,
         sink: @escaping @Sendable (TurnEvent) async throws -> Void
     ) {
         self.turnID = turnID
@@ -44,6 +46,7 @@ final class TurnController: Sendable {
         self.deadline = deadline
         self.stallTimeout = stallTimeout
         self.session = session
+        self.log = log
         self.sink = sink
     }
 
@@ -63,8 +66,14 @@ final class TurnController: Sendable {
         bytes.wrappingAdd(UInt64(data.count), ordering: .relaxed)
         recordProgress()
         session.touch()
+        // Recorded before the caller sees it, so that an attacher that learns of
+        // chunk N from the log can read it from the store; and kept whatever
+        // happens to the caller (a detached turn's sink drops everything).
+        let chunk = OutputChunk(sequence: sequence, data: data)
+        session.store.recordOutput(sessionID: session.id, turnID: turnID, chunk: chunk)
+        log.recorded(sequence: sequence)
         do {
-            try await callSink(.output(OutputChunk(sequence: sequence, data: data)))
+            try await callSink(.output(chunk))
         } catch {
             end(.outputFailed(error))
             throw error

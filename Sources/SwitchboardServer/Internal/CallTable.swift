@@ -12,6 +12,12 @@ struct CallTable {
         case prompt(PromptCall)
         /// A worker's `/switchboard.v1.Workers/Connect` call.
         case worker(WorkerCall)
+        /// A unary call answered on a task (it waits for the store).
+        case asyncUnary(UnaryMethod)
+        /// An attach call whose request message has not arrived yet.
+        case awaitingAttach(deadline: ContinuousClock.Instant?)
+        /// An attach call replaying and following a turn on its own task.
+        case attach(AttachCall)
     }
 
     enum Lookup {
@@ -67,6 +73,17 @@ struct CallTable {
         calls.values.compactMap { call in
             if case .prompt(let prompt) = call { return prompt }
             return nil
+        }
+    }
+
+    /// The writers of the streaming calls (prompts and attaches).
+    var streamingWriters: [StreamingCallWriter] {
+        calls.values.compactMap { call in
+            switch call {
+            case .prompt(let prompt): prompt.writer
+            case .attach(let attach): attach.writer
+            default: nil
+            }
         }
     }
 

@@ -18,6 +18,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     let connectionID: UInt64
     private let server: ServerContext
     private let peer: PeerCredentials
+    /// What the access policy lets the peer do (announced in `Welcome`).
+    private let grant: PeerGrant
+    /// The peer as the registry's ownership checks see it.
+    private let caller: Caller
     private let logger: Logger
     private let unary: UnaryResponder
 
@@ -25,6 +29,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var calls = CallTable()
     private var context: ChannelHandlerContext?
     private var handshakeTimer: Scheduled<Void>?
+    /// Checks for an idle connection (``ServerConfiguration/idleConnectionTimeout``).
+    private var idleTimer: Scheduled<Void>?
+    /// When the last frame arrived (or the handshake finished).
+    private var lastFrameAt = NIODeadline.now()
     /// Frames answered during the current read cycle, written as one buffer.
     private var outbound: ByteBuffer?
     private var needsFlush = false
@@ -35,11 +43,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// connection is not read (autoRead off). See ``setReadsPaused(_:by:)``.
     private var readPausers: Set<UInt64> = []
 
-    init(server: ServerContext, connectionID: UInt64, peer: PeerCredentials) {
+    init(server: ServerContext, connectionID: UInt64, peer: PeerCredentials, grant: PeerGrant) {
         self.server = server
         self.connectionID = connectionID
         self.peer = peer
-        self.unary = UnaryResponder(server: server, peer: peer)
+        self.grant = grant
+        self.caller = Caller(uid: peer.uid, isAdmin: grant.isAdmin)
+        self.unary = UnaryResponder(server: server, peer: peer, caller: caller)
         var logger = server.logger
         logger[metadataKey: "connection"] = "\(connectionID)"
         logger[metadataKey: "peer_pid"] = "\(peer.pid)"
@@ -59,6 +69,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         handshakeTimer?.cancel()
+        idleTimer?.cancel()
         self.context = nil
     }
 
@@ -69,15 +80,18 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         handshakeTimer?.cancel()
+        idleTimer?.cancel()
         _ = connection.close()
         outbound = nil
         let open = calls.removeAll()
-        // A vanished client's turns are cancelled, not left to run for nobody;
-        // the session stays usable and records why.
+        // A vanished client's turns run on, detached (their output is recorded
+        // for Attach); only those that asked for it are cancelled.
         for call in open {
             if case .prompt(let prompt) = call {
-                prompt.turn.cancel(reason: "client disconnected")
-                prompt.writer.close()
+                prompt.connectionClosed()
+            }
+            if case .attach(let attach) = call {
+                attach.connectionClosed()
             }
             if case .worker(let worker) = call {
                 worker.connectionClosed()
@@ -89,6 +103,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = Self.unwrapInboundIn(data)
+        lastFrameAt = .now()
         switch connection.classify(frame) {
         case .handshake(let hello):
             handleHello(hello)
@@ -110,9 +125,9 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            for prompt in calls.promptCalls { drainWriter(prompt.writer) }
+            for writer in calls.streamingWriters { drainWriter(writer) }
         } else {
-            for prompt in calls.promptCalls { prompt.writer.channelBecameUnwritable() }
+            for writer in calls.streamingWriters { writer.channelBecameUnwritable() }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -145,9 +160,19 @@ final class ConnectionHandler: ChannelInboundHandler {
                 maxFrameSize: configuration.maxFrameSize,
                 maxConcurrentCalls: UInt32(clamping: configuration.maxConcurrentCallsPerConnection),
                 connectionID: connectionID,
-                maxQueuedPrompts: server.defaultMaxQueuedPrompts
+                maxQueuedPrompts: server.defaultMaxQueuedPrompts,
+                limits: ConnectionLimits(
+                    maxConnections: UInt32(clamping: configuration.maxConnections),
+                    maxConnectionsPerUID: UInt32(clamping: configuration.maxConnectionsPerUID),
+                    maxSessionsPerUID: UInt32(clamping: server.registry.configuration.maxSessionsPerUID),
+                    handshakeTimeoutMs: UInt64(clamping: configuration.handshakeTimeout.milliseconds),
+                    idleConnectionTimeoutMs: UInt64(clamping: configuration.idleConnectionTimeout.milliseconds),
+                    maxBufferedOutputBytes: UInt64(clamping: configuration.maxBufferedOutputBytesPerCall)
+                ),
+                peer: grant
             ))))
             logger.debug("handshake done", metadata: ["client": "\(hello.clientName)"])
+            scheduleIdleCheck(in: configuration.idleConnectionTimeout)
         case .reject(let code, let message):
             protocolError(code, message)
         }
@@ -156,6 +181,39 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func handshakeTimedOut(after timeout: Duration) {
         guard connection.state == .awaitingHello else { return }
         protocolError(.deadlineExceeded, "no Hello within \(timeout.milliseconds) ms")
+    }
+
+    // MARK: Idle connections
+
+    /// One timer per connection, re-armed from the last frame: a connection is
+    /// idle when it has no open call and has sent nothing for the whole timeout.
+    /// A connection with an open call (a long prompt, a worker) is never idle.
+    private func scheduleIdleCheck(in delay: Duration) {
+        guard delay > .zero, let context else { return }
+        idleTimer?.cancel()
+        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in
+            idleCheck()
+        }
+    }
+
+    private func idleCheck() {
+        idleTimer = nil
+        let timeout = server.configuration.idleConnectionTimeout
+        guard context != nil, connection.state == .active else { return }
+        let quietFor = NIODeadline.now() - lastFrameAt
+        guard calls.isEmpty, quietFor >= TimeAmount(timeout) else {
+            let untilIdle = calls.isEmpty ? TimeAmount(timeout) - quietFor : TimeAmount(timeout)
+            scheduleIdleCheck(in: .nanoseconds(max(untilIdle.nanoseconds, 1_000_000)))
+            return
+        }
+        guard let context, connection.close() else { return }
+        logger.info("closing an idle connection", metadata: ["idle_ms": "\(timeout.milliseconds)"])
+        write(Frame(kind: .goAway(GoAway(
+            lastCallID: calls.highestCallID,
+            code: .ok,
+            message: "idle connection closed: no call and no frame for \(timeout.milliseconds) ms"
+        ))))
+        closeAfterFlush(context)
     }
 
     // MARK: Calls
@@ -214,7 +272,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         switch method {
         case .unary(let method):
             if start.halfClose {
-                endCall(id, unary.respond(to: method, request: start.payload))
+                respondUnary(id, method, request: start.payload)
             } else {
                 calls[id] = .unary(method, request: start.payload)
             }
@@ -227,8 +285,24 @@ final class ConnectionHandler: ChannelInboundHandler {
             } else {
                 calls[id] = .awaitingPrompt(deadline: deadline)
             }
+        case .attach:
+            let deadline = Self.deadline(timeoutMs: start.timeoutMs)
+            if let payload = start.payload {
+                startAttach(id, payload, deadline: deadline)
+            } else if start.halfClose {
+                endCall(id, payloadMismatch(method: MethodName.attach, expected: method.requestCase, got: nil))
+            } else {
+                calls[id] = .awaitingAttach(deadline: deadline)
+            }
         case .workerConnect:
             guard let context else { return }
+            guard grant.mayRegisterWorkers else {
+                endCall(id, CallEnd(
+                    code: .permissionDenied,
+                    message: "uid \(peer.uid) may not register workers on this server (see its access policy)"
+                ))
+                return
+            }
             let worker = WorkerCall(
                 callID: id,
                 server: server,
@@ -254,7 +328,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 request = payload
             }
             if halfClose {
-                endCall(id, unary.respond(to: method, request: request))
+                respondUnary(id, method, request: request)
             } else {
                 calls[id] = .unary(method, request: request)
             }
@@ -276,16 +350,38 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         case .worker(let worker):
             worker.receive(payload, halfClose: halfClose)
+        case .awaitingAttach(let deadline):
+            if let payload {
+                calls.remove(id)
+                startAttach(id, payload, deadline: deadline)
+            } else if halfClose {
+                endCall(id, payloadMismatch(method: MethodName.attach, expected: "attach_request", got: nil))
+            }
+        case .attach(let attach):
+            if payload != nil {
+                attach.cancel(code: .invalidArgument, message: "\(MethodName.attach) takes exactly one request message")
+            }
+        case .asyncUnary(let method):
+            // The request is complete and being answered; more is a client error,
+            // reported as the call's status unless the answer is already out.
+            if payload != nil {
+                endCall(id, CallEnd(code: .invalidArgument, message: "\(method.path) takes exactly one request message"))
+            }
         }
     }
 
     private func handleCancel(_ id: UInt64, _ call: CallTable.Call) {
         switch call {
-        case .unary, .awaitingPrompt:
+        case .unary, .awaitingPrompt, .awaitingAttach, .asyncUnary:
+            // An asynchronous answer that arrives later finds no call and is dropped
+            // (a create or close still takes effect: it was already under way).
             endCall(id, CallEnd(code: .cancelled, message: "cancelled by client"))
         case .prompt(let prompt):
             // The turn ends CANCELLED and its task writes the call's end.
             prompt.turn.cancel(reason: "cancelled by client")
+        case .attach(let attach):
+            // Only the attach ends; the turn it follows runs on.
+            attach.cancel(code: .cancelled, message: "cancelled by client")
         case .worker(let worker):
             worker.cancelled(reason: "cancelled by client")
         }
@@ -299,7 +395,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard let context else { return }
         let turn: PendingTurn
         do throws(SwitchboardError) {
-            turn = try server.registry.submitPrompt(request, deadline: deadline)
+            turn = try server.registry.submitPrompt(request, deadline: deadline, caller: caller)
         } catch {
             endCall(id, CallEnd(code: error.code, message: error.message))
             return
@@ -316,7 +412,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             handler: NIOLoopBound(self, eventLoop: context.eventLoop),
             server: server
         )
-        let call = PromptCall(callID: id, turn: turn, writer: writer)
+        let call = PromptCall(callID: id, turn: turn, writer: writer, cancelOnDisconnect: request.cancelOnDisconnect)
         calls[id] = .prompt(call)
         let server = self.server
         server.promptTaskStarted()
@@ -326,8 +422,72 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Answers a unary call: at once on the event loop, or, for a method that
+    /// waits for the store, from a task whose answer comes back to this loop.
+    private func respondUnary(_ id: UInt64, _ method: UnaryMethod, request: Payload?) {
+        guard method.isAsync else {
+            endCall(id, unary.respond(to: method, request: request))
+            return
+        }
+        guard let context else { return }
+        calls[id] = .asyncUnary(method)
+        let unary = self.unary
+        let server = self.server
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        server.promptTaskStarted()
+        Task {
+            let end = await unary.respondAsync(to: method, request: request)
+            eventLoop.execute {
+                handler.value.finishAsyncUnary(id, end)
+            }
+            server.promptTaskEnded()
+        }
+    }
+
+    /// The answer of an asynchronous unary call, on the event loop; dropped when
+    /// the call was cancelled or the connection closed meanwhile.
+    private func finishAsyncUnary(_ id: UInt64, _ end: CallEnd) {
+        guard case .asyncUnary? = calls[id], connection.isOpen else { return }
+        endCall(id, end)
+        flushIfNeeded()
+    }
+
+    private func startAttach(_ id: UInt64, _ payload: Payload, deadline: ContinuousClock.Instant?) {
+        guard case .attachRequest(let request) = payload else {
+            endCall(id, payloadMismatch(method: MethodName.attach, expected: "attach_request", got: payload))
+            return
+        }
+        guard let context else { return }
+        let attachment: TurnAttachment
+        do throws(SwitchboardError) {
+            attachment = try server.registry.attach(request, caller: caller)
+        } catch {
+            endCall(id, CallEnd(code: error.code, message: error.message))
+            return
+        }
+        let writer = StreamingCallWriter(
+            callID: id,
+            limit: server.configuration.maxBufferedOutputBytesPerCall,
+            peerMaxFrameSize: peerMaxFrameSize,
+            writable: context.channel.isWritable,
+            eventLoop: context.eventLoop,
+            handler: NIOLoopBound(self, eventLoop: context.eventLoop),
+            server: server
+        )
+        let call = AttachCall(callID: id, attachment: attachment, writer: writer, deadline: deadline)
+        calls[id] = .attach(call)
+        let server = self.server
+        server.promptTaskStarted()
+        call.start { server.promptTaskEnded() }
+    }
+
     /// Writes the call's end and forgets the call.
     private func endCall(_ id: UInt64, _ end: CallEnd) {
+        if end.code == .permissionDenied {
+            // Every refusal is logged; the logger carries the peer's uid and pid.
+            logger.notice("call refused: permission denied", metadata: ["call": "\(id)", "error": "\(end.message)"])
+        }
         calls.remove(id)
         writeCallEnd(id, end)
         callRemoved()
@@ -411,8 +571,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             switch call {
             case .prompt(let prompt):
                 prompt.cancel(reason: "server shutting down", callStatus: .unavailable, message: "server shutting down")
-            case .unary, .awaitingPrompt:
+            case .unary, .awaitingPrompt, .awaitingAttach, .asyncUnary:
                 endCall(id, CallEnd(code: .unavailable, message: "server shutting down"))
+            case .attach(let attach):
+                attach.cancel(code: .unavailable, message: "server shutting down")
             case .worker(let worker):
                 worker.end(.unavailable, "server shutting down")
             }

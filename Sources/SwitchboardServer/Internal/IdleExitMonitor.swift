@@ -7,8 +7,10 @@ import SwitchboardCore
 ///
 /// Idle means: no open connection (counted from the moment it is accepted, not
 /// when it is admitted, so a connection accepted a moment ago always counts), no
-/// session (sessions are not persisted yet, so an exit would lose them) and no
-/// turn in flight. The decision and the closing of the listening channel happen
+/// turn running or queued (detached turns included), and, when sessions are kept
+/// in memory only, no session (an exit would lose them). With a state directory
+/// idle sessions may be left behind: they are on disk and come back at the next
+/// start. The decision and the closing of the listening channel happen
 /// in one event-loop turn of the listening channel, the loop that accepts: once
 /// the server decided to leave it accepts nothing more, and a connection that
 /// arrives afterwards waits in the listening socket's backlog (systemd keeps its
@@ -27,7 +29,10 @@ final class IdleExitMonitor: Sendable {
     func isIdle(registry: SessionRegistry) -> Bool {
         guard openConnections.load(ordering: .acquiring) == 0 else { return false }
         let statistics = registry.statistics()
-        return statistics.sessionsTotal == 0 && statistics.turnsInFlight == 0 && statistics.queuedPrompts == 0
+        let sessionsAreDurable = !registry.store.location.isEmpty
+        return (sessionsAreDurable || statistics.sessionsTotal == 0)
+            && statistics.turnsInFlight == 0
+            && statistics.queuedPrompts == 0
     }
 
     /// Checks every so often on the listening channel's loop; calls `exit` (on

@@ -11,14 +11,30 @@ final class PromptCall: Sendable {
     let callID: UInt64
     let turn: PendingTurn
     let writer: StreamingCallWriter
+    /// The request's `cancel_on_disconnect`: a vanished client cancels the turn
+    /// instead of leaving it to run detached.
+    let cancelOnDisconnect: Bool
     /// A status the server imposes on the call (e.g. shutdown) instead of the
     /// turn's own; the first one set wins.
     private let imposedStatus = Mutex<(code: StatusCode, message: String)?>(nil)
 
-    init(callID: UInt64, turn: PendingTurn, writer: StreamingCallWriter) {
+    init(callID: UInt64, turn: PendingTurn, writer: StreamingCallWriter, cancelOnDisconnect: Bool) {
         self.callID = callID
         self.turn = turn
         self.writer = writer
+        self.cancelOnDisconnect = cancelOnDisconnect
+    }
+
+    /// The client's connection is gone. By default the turn runs on, detached: its
+    /// output is still recorded (for Attach and ListTurns), only the writing stops,
+    /// without error or backpressure. With `cancel_on_disconnect` it is cancelled.
+    func connectionClosed() {
+        if cancelOnDisconnect {
+            turn.cancel(reason: "client disconnected")
+            writer.close()
+        } else {
+            writer.detach()
+        }
     }
 
     /// Ends the turn with `reason`, and the call with `code`/`message` rather than

@@ -51,15 +51,27 @@ final class ServerContext: Sendable {
         nextConnectionID.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 
-    /// Admits a new connection unless the server is draining or full.
+    /// Admits a new connection unless the server is draining or full, or its uid
+    /// (when not an administrator) holds `maxConnectionsPerUID` already. O(1).
     func admit(_ handle: ConnectionHandle) -> Admission {
         let limit = configuration.maxConnections
+        let perUIDLimit = configuration.maxConnectionsPerUID
         let admission: Admission = connections.withLockAnnotated { table in
             if table.draining {
                 return .rejected(.unavailable, "server is shutting down")
             }
             if table.handles.count >= limit {
                 return .rejected(.resourceExhausted, "too many connections (limit \(limit))")
+            }
+            if handle.limitedPerUID {
+                let held = table.perUID[handle.peerUID, default: 0]
+                if perUIDLimit > 0, held >= perUIDLimit {
+                    return .rejected(
+                        .resourceExhausted,
+                        "too many connections for uid \(handle.peerUID) (limit \(perUIDLimit))"
+                    )
+                }
+                table.perUID[handle.peerUID] = held + 1
             }
             table.handles[handle.connectionID] = handle
             return .accepted(connectionID: handle.connectionID)
@@ -73,8 +85,12 @@ final class ServerContext: Sendable {
     /// Forgets a closed connection; wakes the drain when it was the last one.
     func connectionClosed(_ connectionID: UInt64) {
         let waiter: CheckedContinuation<Void, Never>? = connections.withLockAnnotated { table in
-            guard table.handles.removeValue(forKey: connectionID) != nil else { return nil }
+            guard let handle = table.handles.removeValue(forKey: connectionID) else { return nil }
             connectionCount.wrappingSubtract(1, ordering: .relaxed)
+            if handle.limitedPerUID {
+                let remaining = table.perUID[handle.peerUID, default: 0] - 1
+                table.perUID[handle.peerUID] = remaining > 0 ? remaining : nil
+            }
             guard table.handles.isEmpty else { return nil }
             defer { table.emptyWaiter = nil }
             return table.emptyWaiter?.continuation
@@ -187,6 +203,10 @@ struct ConnectionHandle: Sendable {
     let connectionID: UInt64
     let channel: any Channel
     let handler: NIOLoopBound<ConnectionHandler>
+    /// The peer's uid, and whether it counts against `maxConnectionsPerUID`
+    /// (administrators do not).
+    var peerUID: UInt32 = 0
+    var limitedPerUID = false
 
     /// Runs `body` on the connection's event loop with its handler.
     func execute(_ body: @escaping @Sendable (ConnectionHandler) -> Void) {
@@ -203,6 +223,8 @@ struct ConnectionHandle: Sendable {
 
 private struct ConnectionTable {
     var handles: [UInt64: ConnectionHandle] = [:]
+    /// Admitted connections per uid, of the handles that are `limitedPerUID`.
+    var perUID: [UInt32: Int] = [:]
     var draining = false
     var emptyWaiter: (token: UInt64, continuation: CheckedContinuation<Void, Never>)?
 }

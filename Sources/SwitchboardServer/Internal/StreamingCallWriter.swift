@@ -38,6 +38,9 @@ final class StreamingCallWriter: Sendable {
         var ended = false
         /// The connection is gone: nothing more is written.
         var closed = false
+        /// Closed by ``detach()``: sends succeed and are dropped (a detached turn
+        /// runs on without its caller).
+        var detached = false
         var waiter: CheckedContinuation<Void, any Error>?
 
         /// Most bytes that may wait before the producer suspends.
@@ -92,6 +95,7 @@ final class StreamingCallWriter: Sendable {
                 )
             }
             return try state.withLockAnnotated { state throws(SwitchboardError) in
+                if state.detached { return (false, false, 0) }
                 guard !state.closed else { throw Self.disconnected }
                 state.pending.writeInteger(UInt32(truncatingIfNeeded: size))
                 state.pending.writeBytes(body)
@@ -123,6 +127,7 @@ final class StreamingCallWriter: Sendable {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let now: Result<Void, any Error>? = state.withLockAnnotated { state in
+                    if state.detached { return .success(()) }
                     if state.closed { return .failure(Self.disconnected) }
                     // Checked under the lock: a cancellation handler that ran
                     // before the waiter is stored has already set this flag.
@@ -175,6 +180,20 @@ final class StreamingCallWriter: Sendable {
     /// the producer suspends after its next frame.
     func channelBecameUnwritable() {
         state.withLockAnnotated { $0.writable = false }
+    }
+
+    /// The connection is gone but the producer carries on without it (a detached
+    /// turn): drop what is pending, and from now on accept and drop every frame
+    /// at once, without error and without backpressure.
+    func detach() {
+        let waiter = state.withLockAnnotated { state in
+            state.closed = true
+            state.detached = true
+            state.pending = ByteBuffer()
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
     }
 
     /// The connection is gone: drop what is pending and fail the producer.

@@ -13,10 +13,14 @@ enum CallMethod: Equatable {
     case prompt
     /// `/switchboard.v1.Workers/Connect`, bidirectional (see `WorkerCall`).
     case workerConnect
+    /// `/switchboard.v1.Prompts/Attach`, server streaming (see `AttachCall`).
+    case attach
 
     init?(path: String) {
         if path == MethodName.prompt {
             self = .prompt
+        } else if path == MethodName.attach {
+            self = .attach
         } else if path == MethodName.workerConnect {
             self = .workerConnect
         } else if let unary = UnaryMethod(path: path) {
@@ -32,12 +36,14 @@ enum CallMethod: Equatable {
         case .unary(let method): method.requestCase
         case .prompt: "prompt_request"
         case .workerConnect: "worker_message"
+        case .attach: "attach_request"
         }
     }
 }
 
-/// The unary methods: each answered synchronously on the event loop, because the
-/// registry calls behind them are short, lock-bounded and never wait on a turn.
+/// The unary methods: most are answered synchronously on the event loop, because
+/// the registry calls behind them are short, lock-bounded and never wait on a
+/// turn. Those that wait for the store (``isAsync``) are answered from a task.
 enum UnaryMethod: CaseIterable {
     case createSession
     case getSession
@@ -46,6 +52,17 @@ enum UnaryMethod: CaseIterable {
     case getServerStatus
     case getSessionStatus
     case healthCheck
+    case listTurns
+
+    /// Answered by ``UnaryResponder/respondAsync(to:request:)`` on a task, then
+    /// written back on the connection's event loop: creating and closing a
+    /// session are durable before they answer, and history is read from the store.
+    var isAsync: Bool {
+        switch self {
+        case .createSession, .closeSession, .listTurns: true
+        case .getSession, .listSessions, .getServerStatus, .getSessionStatus, .healthCheck: false
+        }
+    }
 
     private static let byPath = Dictionary(uniqueKeysWithValues: allCases.map { ($0.path, $0) })
 
@@ -63,6 +80,7 @@ enum UnaryMethod: CaseIterable {
         case .getServerStatus: MethodName.getServerStatus
         case .getSessionStatus: MethodName.getSessionStatus
         case .healthCheck: MethodName.healthCheck
+        case .listTurns: MethodName.listTurns
         }
     }
 
@@ -75,6 +93,7 @@ enum UnaryMethod: CaseIterable {
         case .getServerStatus: "server_status_request"
         case .getSessionStatus: "session_status_request"
         case .healthCheck: "health_check_request"
+        case .listTurns: "list_turns_request"
         }
     }
 }
@@ -91,28 +110,50 @@ func payloadMismatch(method: String, expected: String, got payload: Payload?) ->
 struct UnaryResponder {
     let server: ServerContext
     let peer: PeerCredentials
+    /// The peer as the registry's ownership checks see it.
+    let caller: Caller
 
     func respond(to method: UnaryMethod, request: Payload?) -> CallEnd {
         let registry = server.registry
         do throws(SwitchboardError) {
             switch (method, request) {
-            case (.createSession, .createSessionRequest(let request)?):
-                return .ok(.session(try registry.createSession(request, ownerUID: peer.uid)))
+            case (.createSession, _), (.closeSession, _), (.listTurns, _):
+                return CallEnd(code: .internal, message: "\(method.path) is answered asynchronously")
             case (.getSession, .getSessionRequest(let request)?):
-                return .ok(.session(try registry.getSession(id: request.sessionID)))
+                return .ok(.session(try registry.getSession(id: request.sessionID, caller: caller)))
             case (.listSessions, .listSessionsRequest(let request)?):
-                return .ok(.listSessionsResponse(try registry.listSessions(request)))
-            case (.closeSession, .closeSessionRequest(let request)?):
-                let reason = request.reason.isEmpty ? "closed by client" : request.reason
-                return .ok(.closeSessionResponse(try registry.closeSession(id: request.sessionID, reason: reason)))
+                return .ok(.listSessionsResponse(try registry.listSessions(request, caller: caller)))
             case (.getServerStatus, .serverStatusRequest(let request)?):
                 return .ok(.serverStatus(serverStatus(includeSessions: request.includeSessions)))
             case (.getSessionStatus, .sessionStatusRequest(let request)?):
-                return .ok(.sessionStatus(try registry.sessionStatus(id: request.sessionID)))
+                return .ok(.sessionStatus(try registry.sessionStatus(id: request.sessionID, caller: caller)))
             case (.healthCheck, .healthCheckRequest?):
                 let draining = server.draining.load(ordering: .relaxed)
                 return .ok(.healthCheckResponse(HealthCheckResponse(status: draining ? .notServing : .serving)))
             default:
+                return payloadMismatch(method: method.path, expected: method.requestCase, got: request)
+            }
+        } catch {
+            return CallEnd(code: error.code, message: error.message)
+        }
+    }
+
+    /// The methods that wait for the store (``UnaryMethod/isAsync``); run on a task.
+    func respondAsync(to method: UnaryMethod, request: Payload?) async -> CallEnd {
+        let registry = server.registry
+        do throws(SwitchboardError) {
+            switch (method, request) {
+            case (.createSession, .createSessionRequest(let request)?):
+                return .ok(.session(try await registry.createSession(request, ownerUID: caller.uid, ownerIsAdmin: caller.isAdmin)))
+            case (.closeSession, .closeSessionRequest(let request)?):
+                let reason = request.reason.isEmpty ? "closed by client" : request.reason
+                return .ok(.closeSessionResponse(
+                    try await registry.closeSession(id: request.sessionID, reason: reason, caller: caller)
+                ))
+            case (.listTurns, .listTurnsRequest(let request)?):
+                return .ok(.listTurnsResponse(try await registry.listTurns(request, caller: caller)))
+            default:
+                if !method.isAsync { return respond(to: method, request: request) }
                 return payloadMismatch(method: method.path, expected: method.requestCase, got: request)
             }
         } catch {
@@ -137,10 +178,12 @@ struct UnaryResponder {
             maxQueueDepth: UInt32(clamping: statistics.maxQueueDepth),
             turnsCompleted: statistics.turnsCompleted,
             draining: server.draining.load(ordering: .relaxed),
-            sessions: includeSessions ? server.registry.sessionSnapshots() : [],
+            sessions: includeSessions ? server.registry.sessionSnapshots(caller: caller) : [],
             pid: UInt32(clamping: getpid()),
-            workers: workers.workers,
-            workerQueues: workers.queues
+            // Worker details (names, labels, queues) are for administrators only.
+            workers: caller.isAdmin ? workers.workers : [],
+            workerQueues: caller.isAdmin ? workers.queues : [],
+            stateDirectory: caller.isAdmin ? server.registry.store.location : ""
         )
     }
 }

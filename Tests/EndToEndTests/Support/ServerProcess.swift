@@ -18,13 +18,20 @@ final class ServerProcess: Sendable {
         self.child = child
     }
 
+    /// The server's own state directory (unless the test passed `--state-dir`).
+    var stateDirectory: String { directory.path + "/state" }
+
     /// Starts `switchboard serve --socket <tmp> <arguments>` and waits until the
-    /// socket accepts a connection.
-    static func start(_ arguments: [String], timeout: Duration = .seconds(20)) async throws -> ServerProcess {
-        let directory = try TempDirectory()
+    /// socket accepts a connection. Every server gets `--state-dir <tmp>/state`
+    /// unless `arguments` choose one, so parallel tests never share a directory;
+    /// pass the `directory` of a previous server to restart on its socket and
+    /// state directory.
+    static func start(_ arguments: [String], in existing: TempDirectory? = nil, timeout: Duration = .seconds(20)) async throws -> ServerProcess {
+        let directory = try existing ?? TempDirectory()
         let socketPath = directory.path + "/sock"
+        let state = arguments.contains("--state-dir") ? [] : ["--state-dir", directory.path + "/state"]
         let child = try ChildProcess(
-            arguments: ["serve", "--socket", socketPath] + arguments,
+            arguments: ["serve", "--socket", socketPath] + state + arguments,
             directory: directory
         )
         let server = ServerProcess(directory: directory, socketPath: socketPath, child: child)

@@ -7,9 +7,14 @@ import Synchronization
 enum SystemdServeFlags {
     /// Flag names of the units' `ExecStart=` line.
     static let names: Set<String> = ["--listen-fd-name", "--exit-idle-after", "--drain-grace"]
+    /// Flags the tests add that the units replace with a directive: the state
+    /// directory comes from `StateDirectory=switchboard` ($STATE_DIRECTORY, the
+    /// server's default) in the units, from a per-test temp directory here.
+    static let testOnlyNames: Set<String> = ["--state-dir"]
 
-    static func serve(exitIdleAfter: String, drainGrace: String) -> [String] {
-        ["serve", "--listen-fd-name", "switchboard", "--exit-idle-after", exitIdleAfter, "--drain-grace", drainGrace]
+    static func serve(exitIdleAfter: String, drainGrace: String, stateDir: String) -> [String] {
+        ["serve", "--listen-fd-name", "switchboard", "--exit-idle-after", exitIdleAfter, "--drain-grace", drainGrace,
+         "--state-dir", stateDir]
     }
 
     /// Path of a file of the repository (the test file's own location is known).

@@ -10,6 +10,8 @@ import SwitchboardProtocol
 final class FakeServer: Sendable {
     let socketPath: String
     let received = Mutex<[Frame]>([])
+    /// Set once the script has returned and the connection is closed.
+    private let scriptEnded = Mutex<Bool>(false)
     private let listenFD: Int32
 
     init(_ script: @escaping @Sendable (FakeConnection) throws -> Void) throws {
@@ -35,6 +37,22 @@ final class FakeServer: Sendable {
             let connection = FakeConnection(fd: fd, server: self)
             try? script(connection)
             connection.close()
+            scriptEnded.withLockAnnotated { $0 = true }
+        }
+    }
+
+    /// Waits until the script has returned and closed the connection. A test that
+    /// checks `receivedFrames` after its client closed must wait for this first: the
+    /// script's thread may not have read the client's last frames yet (under Thread
+    /// Sanitizer it often has not). Throws if the script is still running after
+    /// `limit`.
+    func waitUntilScriptEnded(_ limit: Duration = TestTimeScale.seconds(10)) async throws {
+        let deadline = ContinuousClock.now + limit
+        while !scriptEnded.withLockAnnotated({ $0 }) {
+            guard ContinuousClock.now < deadline else {
+                throw FakeServerError("the fake server's script did not end within \(limit)")
+            }
+            try await Task.sleep(for: .milliseconds(5))
         }
     }
 
@@ -50,10 +68,10 @@ final class FakeServer: Sendable {
         Glibc.close(listenFD)
     }
 
-    var receivedFrames: [Frame] { received.withLock { $0 } }
+    var receivedFrames: [Frame] { received.withLockAnnotated { $0 } }
 
     func record(_ frame: Frame) {
-        received.withLock { $0.append(frame) }
+        received.withLockAnnotated { $0.append(frame) }
     }
 }
 

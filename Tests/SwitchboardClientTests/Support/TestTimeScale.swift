@@ -13,6 +13,9 @@ enum TestTimeScale {
     /// `milliseconds`, stretched.
     static func ms(_ milliseconds: Int) -> Int { milliseconds * factor }
 
+    /// `milliseconds`, stretched, as a `Duration`.
+    static func milliseconds(_ milliseconds: Int) -> Duration { .milliseconds(milliseconds * factor) }
+
     /// `seconds`, stretched.
     static func seconds(_ seconds: Int) -> Duration { .seconds(seconds * factor) }
 

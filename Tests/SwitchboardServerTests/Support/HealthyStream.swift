@@ -24,7 +24,7 @@ struct HealthyStream {
         // Wait until the turn is running, so the misbehaviour happens mid-stream.
         let registry = server.registry
         try await eventually("the healthy stream is running") {
-            (try? registry.sessionStatus(id: sessionID))?.session?.state == .busy
+            (try? registry.sessionStatus(id: sessionID, caller: .server))?.session?.state == .busy
         }
         return HealthyStream(sessionID: sessionID, prompt: prompt, task: task)
     }

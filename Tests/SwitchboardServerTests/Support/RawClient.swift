@@ -216,15 +216,46 @@ final class RawClient {
     }
 
     /// Starts a prompt call; returns its call id.
-    func startPrompt(session: String, prompt: String, timeoutMs: UInt64 = 0, whenBusy: BusyPolicy = .wait) async throws -> UInt64 {
+    func startPrompt(
+        session: String,
+        prompt: String,
+        timeoutMs: UInt64 = 0,
+        whenBusy: BusyPolicy = .wait,
+        cancelOnDisconnect: Bool = false
+    ) async throws -> UInt64 {
         let id = newCallID()
         try await send(Frame(callID: id, kind: .start(CallStart(
             method: MethodName.prompt,
             timeoutMs: timeoutMs,
-            payload: .promptRequest(PromptRequest(sessionID: session, prompt: prompt, whenBusy: whenBusy)),
+            payload: .promptRequest(PromptRequest(
+                sessionID: session,
+                prompt: prompt,
+                whenBusy: whenBusy,
+                cancelOnDisconnect: cancelOnDisconnect
+            )),
             halfClose: true
         ))))
         return id
+    }
+
+    /// Starts an attach call; returns its call id (read it like a prompt call).
+    func startAttach(session: String, turn: String = "", afterSequence: UInt64 = 0, timeoutMs: UInt64 = 0) async throws -> UInt64 {
+        let id = newCallID()
+        try await send(Frame(callID: id, kind: .start(CallStart(
+            method: MethodName.attach,
+            timeoutMs: timeoutMs,
+            payload: .attachRequest(AttachRequest(sessionID: session, turnID: turn, afterSequence: afterSequence)),
+            halfClose: true
+        ))))
+        return id
+    }
+
+    func listTurns(_ request: ListTurnsRequest) async throws -> ListTurnsResponse {
+        let end = try await unary(MethodName.listTurns, .listTurnsRequest(request))
+        guard end.code == .ok, case .listTurnsResponse(let response)? = end.payload else {
+            throw RawClientError(description: "list turns failed: \(end)")
+        }
+        return response
     }
 
     /// The next event of prompt call `callID`, or its end.

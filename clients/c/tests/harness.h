@@ -77,6 +77,9 @@ static int server_start(server *s, const char *dir, const char *name, const char
     argv[argc++] = s->socket_path;
     argv[argc++] = "--log-level";
     argv[argc++] = "warning";
+    /* Memory-only sessions: tests never touch the user's state directory. */
+    argv[argc++] = "--state-dir";
+    argv[argc++] = "none";
     for (int i = 0; extra && extra[i] && argc < 31; i++) argv[argc++] = extra[i];
     argv[argc] = NULL;
     s->pid = fork();

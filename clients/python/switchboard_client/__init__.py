@@ -21,6 +21,7 @@ from .client import (
     DEFAULT_MAX_FRAME_SIZE,
     PROTOCOL_VERSION,
     Accepted,
+    Attached,
     Client,
     Finished,
     Output,
@@ -35,6 +36,7 @@ from .worker import Assignment, Cancellation, Worker, WorkerEvent, register
 __all__ = [
     "Accepted",
     "Assignment",
+    "Attached",
     "Cancellation",
     "Client",
     "DEFAULT_MAX_FRAME_SIZE",

@@ -35,6 +35,8 @@ _GET = "/switchboard.v1.Sessions/GetSession"
 _LIST = "/switchboard.v1.Sessions/ListSessions"
 _CLOSE = "/switchboard.v1.Sessions/CloseSession"
 _PROMPT = "/switchboard.v1.Prompts/Prompt"
+_ATTACH = "/switchboard.v1.Prompts/Attach"
+_LIST_TURNS = "/switchboard.v1.Sessions/ListTurns"
 _SERVER_STATUS = "/switchboard.v1.Status/GetServerStatus"
 _SESSION_STATUS = "/switchboard.v1.Status/GetSessionStatus"
 _HEALTH = "/switchboard.v1.Health/Check"
@@ -90,7 +92,18 @@ class Finished:
     duration_ms: int
 
 
-PromptEvent = Union[Accepted, Started, Output, Finished]
+@dataclass(frozen=True)
+class Attached:
+    """An attach call's first event: the turn it follows, its state
+    (``pb.TURN_STATE_RUNNING``, ``pb.TURN_STATE_FINISHED``, ...) and the highest
+    output sequence number produced so far."""
+
+    turn_id: str
+    state: int
+    last_sequence: int
+
+
+PromptEvent = Union[Accepted, Started, Output, Finished, Attached]
 
 
 def _event_from(message: pb.PromptEvent) -> Optional[PromptEvent]:
@@ -104,6 +117,9 @@ def _event_from(message: pb.PromptEvent) -> Optional[PromptEvent]:
     if kind == "finished":
         f = message.finished
         return Finished(f.turn_id, f.stop_reason, f.chunks, f.bytes, f.duration_ms)
+    if kind == "attached":
+        a = message.attached
+        return Attached(a.turn_id, a.state, a.last_sequence)
     return None  # an event kind from a newer server
 
 
@@ -143,7 +159,8 @@ class _Call:
 
 class PromptStream:
     """The events of one prompt call: :class:`Accepted`, :class:`Started`,
-    :class:`Output`..., :class:`Finished`.
+    :class:`Output`..., :class:`Finished`; or of one attach call:
+    :class:`Attached`, :class:`Output`..., :class:`Finished`.
 
     Iteration ends normally when the turn ends OK and raises
     :class:`SwitchboardError` with the call's status otherwise (``CANCELLED``,
@@ -404,6 +421,41 @@ class Client:
         r.page_token = page_token
         return self._unary(_LIST, request, "list_sessions_response", timeout).list_sessions_response
 
+    def list_turns(
+        self,
+        session_id: str,
+        *,
+        page_size: int = 0,
+        page_token: str = "",
+        include_output: bool = False,
+        timeout: Optional[float] = None,
+    ) -> pb.ListTurnsResponse:
+        """One page of a session's kept turns, oldest first (``page_size`` 0: the
+        server's default, 20; at most 100). Pass ``next_page_token`` back as
+        ``page_token`` for the next page. With ``include_output`` every turn
+        carries its whole prompt and kept output."""
+        request = pb.Payload()
+        r = request.list_turns_request
+        r.session_id = session_id
+        r.page_size = page_size
+        r.page_token = page_token
+        r.include_output = include_output
+        return self._unary(_LIST_TURNS, request, "list_turns_response", timeout).list_turns_response
+
+    def iter_turns(self, session_id: str, *, include_output: bool = False,
+                   page_size: int = 0) -> Iterator[pb.TurnRecord]:
+        """Every kept turn of a session, oldest first, page after page."""
+        token = ""
+        while True:
+            page = self.list_turns(session_id, page_size=page_size, page_token=token,
+                                   include_output=include_output)
+            yield from page.turns
+            if page.next_page_token and page.next_page_token == token:
+                raise SwitchboardError(StatusCode.INTERNAL, "ListTurns returned the same page token again")
+            token = page.next_page_token
+            if not token:
+                return
+
     def iter_sessions(self, *, labels: Optional[Mapping[str, str]] = None,
                       page_size: int = 0) -> Iterator[pb.Session]:
         """Every session, page after page."""
@@ -463,19 +515,43 @@ class Client:
     # -- prompts --------------------------------------------------------------
 
     def prompt(self, session_id: str, prompt: str, *, reject_if_busy: bool = False,
-               timeout: Optional[float] = None) -> PromptStream:
+               timeout: Optional[float] = None, cancel_on_disconnect: bool = False) -> PromptStream:
         """Sends a prompt and returns the stream of its events.
 
         ``reject_if_busy``: fail at once with FAILED_PRECONDITION when a turn is
         running or queued, instead of waiting in the session's queue.
         ``timeout`` (seconds, queueing included; default: the client's
         ``call_timeout``) is sent to the server as the call's deadline.
+        ``cancel_on_disconnect``: cancel the turn when this connection is lost;
+        by default it runs on and :meth:`attach` can follow it again.
         """
         request = pb.Payload()
         request.prompt_request.session_id = session_id
         request.prompt_request.prompt = prompt
         request.prompt_request.when_busy = pb.BUSY_POLICY_REJECT if reject_if_busy else pb.BUSY_POLICY_WAIT
+        request.prompt_request.cancel_on_disconnect = cancel_on_disconnect
         return PromptStream(self, self._start(_PROMPT, request, timeout, streaming=True))
+
+    def attach(self, session_id: str, turn_id: str = "", after_sequence: int = 0, *,
+               timeout: Optional[float] = None) -> PromptStream:
+        """Follows a turn: replays its kept output after chunk ``after_sequence``,
+        then streams it live to its end.
+
+        Empty ``turn_id``: the session's running turn, else its most recent one.
+        The stream yields :class:`Attached` first, then :class:`Output` with
+        sequence numbers above ``after_sequence``, then :class:`Finished`;
+        iteration then ends as the turn did (raising its status otherwise:
+        ``ABORTED`` for a turn a server restart interrupted, ``OUT_OF_RANGE``
+        when retention dropped the output, ``NOT_FOUND`` for an unknown session
+        or turn). A client whose connection was lost resumes a prompt with
+        ``attach(session_id, turn_id, last_sequence_it_has)``.
+        """
+        request = pb.Payload()
+        r = request.attach_request
+        r.session_id = session_id
+        r.turn_id = turn_id
+        r.after_sequence = after_sequence
+        return PromptStream(self, self._start(_ATTACH, request, timeout, streaming=True))
 
     # -- internals: calls -----------------------------------------------------
 

@@ -34,8 +34,10 @@ class Server:
         self.socket_path = os.path.join(directory, f"{name}.sock")
         self.log_path = os.path.join(directory, f"{name}.log")
         self._log = open(self.log_path, "wb")
+        # Each server keeps its sessions in its own directory (never the user's).
+        state = [] if "--state-dir" in flags else ["--state-dir", os.path.join(directory, f"{name}.state")]
         self.process = subprocess.Popen(
-            [server_binary(), "serve", "--socket", self.socket_path, "--log-level", "warning", *flags],
+            [server_binary(), "serve", "--socket", self.socket_path, "--log-level", "warning", *state, *flags],
             stdout=self._log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30

@@ -52,8 +52,9 @@ def cli_session(server: Server, queue: str) -> str:
     return done.stdout.strip()
 
 
-def cli_prompt(server: Server, session_id: str, prompt: str) -> subprocess.Popen:
-    return subprocess.Popen([server_binary(), "prompt", "--socket", server.socket_path, "--session", session_id, prompt],
+def cli_prompt(server: Server, session_id: str, prompt: str, *flags: str) -> subprocess.Popen:
+    return subprocess.Popen([server_binary(), "prompt", "--socket", server.socket_path, "--session", session_id,
+                             *flags, prompt],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -146,7 +147,8 @@ def test_busy_worker_is_not_dropped(worker_server: Server, queue_name: str) -> N
 def test_cancellation_reaches_the_worker(worker_server: Server, queue_name: str) -> None:
     with register(queue_name, socket_path=worker_server.socket_path) as worker:
         session_id = cli_session(worker_server, queue_name)
-        prompt = cli_prompt(worker_server, session_id, "never finishes")
+        # A turn outlives its client by default; this one asks to be cancelled.
+        prompt = cli_prompt(worker_server, session_id, "never finishes", "--cancel-on-disconnect")
         event = next_event(worker)
         assert isinstance(event, Assignment)
         worker.output(event.turn_id, "partial")
