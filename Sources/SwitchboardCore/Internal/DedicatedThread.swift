@@ -2,10 +2,11 @@
 import Glibc
 #endif
 
-/// Runs blocking work on a detached thread of its own, off Swift's small
-/// cooperative pool. SIGPIPE is blocked on it, so writing to a pipe whose reader
-/// has gone returns EPIPE instead of killing the process.
-enum DedicatedThread {
+/// Runs blocking work (exec pipes, the SQLite store's writer) on a detached
+/// thread of its own, off Swift's small cooperative pool. SIGPIPE is blocked on
+/// it, so writing to a pipe whose reader has gone returns EPIPE instead of
+/// killing the process.
+package enum DedicatedThread {
     private final class Work {
         let body: @Sendable () -> Void
         init(body: @escaping @Sendable () -> Void) {
@@ -14,7 +15,7 @@ enum DedicatedThread {
     }
 
     /// Starts `body` on a new thread; returns the `pthread_create` error, if any.
-    static func start(_ body: @escaping @Sendable () -> Void) -> Int32? {
+    package static func start(_ body: @escaping @Sendable () -> Void) -> Int32? {
         let work = Unmanaged.passRetained(Work(body: body)).toOpaque()
         var thread = pthread_t()
         let result = pthread_create(&thread, nil, { argument in

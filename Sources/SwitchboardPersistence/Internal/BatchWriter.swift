@@ -74,7 +74,7 @@ final class BatchWriter: Sendable {
 
     /// Starts the writer thread.
     func start() throws(SwitchboardError) {
-        if let error = WriterThread.start({ [self] in run() }) {
+        if let error = DedicatedThread.start({ [self] in run() }) {
             throw SwitchboardError(code: .internal, message: "cannot start the store's writer thread (error \(error))")
         }
     }
