@@ -14,11 +14,11 @@ final class RecordingLink: WorkerLink {
     }
 
     func send(_ command: WorkerCommand) {
-        commands.withLock { $0.append(command) }
+        commands.withLockAnnotated { $0.append(command) }
         continuation.yield(command)
     }
 
-    var sent: [WorkerCommand] { commands.withLock { $0 } }
+    var sent: [WorkerCommand] { commands.withLockAnnotated { $0 } }
 
     var assignments: [TurnAssignment] {
         sent.compactMap { if case .assignment(let a) = $0 { a } else { nil } }
