@@ -19,9 +19,11 @@ let quick = ProcessInfo.processInfo.environment["SWITCHBOARD_BENCH_QUICK"] != ni
 var dependencies: [Package.Dependency] = [
     .package(name: "switchboard", path: ".."),
     .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
 ]
 var products: [Product] = [
     .executable(name: "switchboard-bench", targets: ["switchboard-bench"]),
+    .executable(name: "store-bench", targets: ["store-bench"]),
 ]
 var targets: [Target] = [
     .target(name: "BenchCommon"),
@@ -33,6 +35,16 @@ var targets: [Target] = [
             .product(name: "SwitchboardProtocol", package: "switchboard"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
+        ]
+    ),
+    // The session store: reload of 10,000 sessions and output throughput (issue #8).
+    .executableTarget(
+        name: "store-bench",
+        dependencies: [
+            .product(name: "SwitchboardPersistence", package: "switchboard"),
+            .product(name: "SwitchboardCore", package: "switchboard"),
+            .product(name: "SwitchboardProtocol", package: "switchboard"),
+            .product(name: "Logging", package: "swift-log"),
         ]
     ),
 ]

@@ -5,12 +5,18 @@
 #                                 most of it grpc-swift-2's first release build)
 #   Benchmarks/run.sh --quick    Switchboard only, debug build, a few seconds of load,
 #                                 no figures asserted (scripts/test.sh runs this)
+#   Benchmarks/run.sh --persistence  only the persistence section (release, ~2 min): stream
+#                                 throughput with --state-dir none vs a state directory,
+#                                 alternated, and reload of 10,000 sessions × 10 turns;
+#                                 writes $OUT/persistence.md and persistence.json
 #
 # Options: --reps N (default 3)  --skip-grpc  --skip-micro  --skip-build
 #          --out DIR (default Benchmarks/results)  --only-pin same|split
 # Env:     SWITCHBOARD_SCRATCH  scratch path of the main package's build (default .build)
-#          SWITCHBOARD_SERVER_BIN, SWITCHBOARD_BENCH_BIN: use these binaries instead (with
-#          --skip-build: before/after comparisons of the same script)
+#          SWITCHBOARD_BENCH_SCRATCH  the benchmark package's release scratch path
+#          (default Benchmarks/.build)
+#          SWITCHBOARD_SERVER_BIN, SWITCHBOARD_BENCH_BIN, SWITCHBOARD_STORE_BENCH_BIN: use
+#          these binaries instead (with --skip-build: before/after comparisons)
 #
 # Systems: raw (Benchmarks/raw/rawbench.c: the physical limit), Switchboard through the
 # Swift client (switchboard-bench) and the C client (Benchmarks/cclient, when clients/c
@@ -24,24 +30,28 @@ bench_dir=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$bench_dir/.." && pwd)
 cd "$repo"
 
-quick=0 reps=3 skip_grpc=0 skip_micro=0 skip_build=0 only_pin=""
+quick=0 persistence=0 reps=3 skip_grpc=0 skip_micro=0 skip_build=0 only_pin=""
 out="$bench_dir/results"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
+    --persistence) persistence=1 ;;
     --reps) reps=$2; shift ;;
     --skip-grpc) skip_grpc=1 ;;
     --skip-micro) skip_micro=1 ;;
     --skip-build) skip_build=1 ;;
     --out) out=$2; shift ;;
     --only-pin) only_pin=$2; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 64 ;;
   esac
   shift
 done
 
 log() { printf '==> %s\n' "$*" >&2; }
+if [ "$quick" = 1 ] && [ "$persistence" = 1 ]; then
+  echo "run.sh: --quick and --persistence do not combine" >&2; exit 64
+fi
 ncpu=$(nproc)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -53,7 +63,7 @@ if [ "$quick" = 1 ]; then
   export SWITCHBOARD_BENCH_QUICK=1
 else
   config=release
-  scratch="$bench_dir/.build"
+  scratch=${SWITCHBOARD_BENCH_SCRATCH:-$bench_dir/.build}
 fi
 
 # The server binary comes from the main package's own scratch path (.build, shared with
@@ -64,7 +74,10 @@ if [ "$skip_build" = 0 ]; then
   swift build -c "$config" --scratch-path "$main_scratch" --product switchboard >&2
   log "build switchboard-bench ($config)"
   swift build -c "$config" --package-path "$bench_dir" --scratch-path "$scratch" --product switchboard-bench >&2
-  if [ "$quick" = 0 ]; then
+  if [ "$persistence" = 1 ]; then
+    log "build store-bench ($config)"
+    swift build -c "$config" --package-path "$bench_dir" --scratch-path "$scratch" --product store-bench >&2
+  elif [ "$quick" = 0 ]; then
     if [ "$skip_grpc" = 0 ]; then
       log "build grpc-peer (release; grpc-swift-2's first build takes minutes)"
       swift build -c release --package-path "$bench_dir" --scratch-path "$scratch" --product grpc-peer >&2
@@ -75,11 +88,12 @@ server_bin=${SWITCHBOARD_SERVER_BIN:-"$(swift build -c "$config" --scratch-path 
 bin_dir="$(swift build -c "$config" --package-path "$bench_dir" --scratch-path "$scratch" --show-bin-path)"
 sbbench=${SWITCHBOARD_BENCH_BIN:-"$bin_dir/switchboard-bench"}
 grpcpeer="$bin_dir/grpc-peer"
+storebench=${SWITCHBOARD_STORE_BENCH_BIN:-"$bin_dir/store-bench"}
 
 work=$(mktemp -d /tmp/sbbench.XXXXXX)
 trap 'jobs -p | xargs -r kill 2>/dev/null || true; rm -rf "$work"' EXIT
 raw_bin="$work/rawbench"
-if [ "$quick" = 0 ]; then
+if [ "$quick" = 0 ] && [ "$persistence" = 0 ]; then
   cc -O2 -Wall -Wextra -o "$raw_bin" "$bench_dir/raw/rawbench.c"
   cbench_bin=""
   if [ -f "$repo/clients/c/include/switchboard.h" ] && [ -f "$bench_dir/cclient/build.sh" ]; then
@@ -138,7 +152,8 @@ record() {
   done <<<"$output"
 }
 
-serve_args=(serve --socket "$sock" --backend echo)
+# Memory-only sessions: the figures measure the broker, not the disk.
+serve_args=(serve --socket "$sock" --backend echo --state-dir none)
 
 # ------------------------------------------------------------------ quick mode
 if [ "$quick" = 1 ]; then
@@ -161,6 +176,91 @@ if [ "$quick" = 1 ]; then
     exit 1
   fi
   log "quick: $lines results, harness OK"
+  exit 0
+fi
+
+# ------------------------------------------------------------------ persistence (issue #8)
+# Stream throughput with sessions in memory (--state-dir none) against a fresh state
+# directory per run (SQLite, the default in production), alternated off/on within each
+# repetition, same client, prompt and pinning as the stream figure of the full run;
+# server CPU for each stream (until the store's writer is idle again); then reload:
+# store-bench fills a state directory with 10,000 sessions × 10 turns × 4 chunks
+# (through the store itself, as a server stores them) and times open + load, and
+# `switchboard serve --state-dir` on that directory is timed from spawn to the first
+# status answer that already counts the 10,000 sessions.
+if [ "$persistence" = 1 ]; then
+  mkdir -p "$out"
+  load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+  log "persistence: load average before: $load_before"
+  if [ "$ncpu" -ge 2 ]; then pins=(same split); else pins=(same); fi
+  [ -n "$only_pin" ] && pins=("$only_pin")
+  STREAM_CHUNKS=100000 RELOAD_SESSIONS=10000 RELOAD_TURNS=10
+  # server_cpu_ticks PID: user + system clock ticks of the whole process.
+  server_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+  # settled_cpu_ticks PID: the same, once it has stopped growing (the writer caught up).
+  settled_cpu_ticks() {
+    local last now
+    last=$(server_cpu_ticks "$1")
+    for _ in $(seq 1 100); do
+      sleep 0.1; now=$(server_cpu_ticks "$1")
+      [ "$now" = "$last" ] && break
+      last=$now
+    done
+    echo "$last"
+  }
+  hz=$(getconf CLK_TCK)
+  for pin in "${pins[@]}"; do
+    spin=0
+    if [ "$pin" = same ]; then cpin=0; else cpin=1; fi
+    client=(taskset -c "$cpin")
+    for rep in $(seq 1 "$reps"); do
+      for mode in off on; do
+        if [ "$mode" = off ]; then state=none; else state="$work/state-$pin-$rep"; fi
+        log "persistence: stream, pinning $pin, repetition $rep/$reps, persistence $mode"
+        start_server "$spin" switchboard "$server_bin" serve --socket "$sock" --backend echo --state-dir "$state"
+        before=$(server_cpu_ticks "$server_pid")
+        record "persist-$mode" "$pin" stream "$rep" "${client[@]}" "$sbbench" stream --socket "$sock" --chunks "$STREAM_CHUNKS"
+        after=$(settled_cpu_ticks "$server_pid")
+        # The warm-up turn (1,000 chunks) is inside the CPU window: 101,000 chunks.
+        awk -v m="$mode" -v p="$pin" -v r="$rep" -v t=$((after - before)) -v hz="$hz" -v n=$((STREAM_CHUNKS + 1000)) 'BEGIN {
+          printf "{\"system\":\"persist-%s\",\"pin\":\"%s\",\"variant\":\"server-cpu\",\"rep\":%s,\"bench\":\"server_cpu\",\"cpu_s\":%.4f,\"us_per_chunk\":%.4f}\n",
+            m, p, r, t / hz, t / hz * 1e6 / n }' >>"$jsonl"
+        stop_server
+        [ "$state" = none ] || rm -rf "$state"
+      done
+    done
+  done
+
+  reload_dir="$work/reload-fill"
+  log "persistence: filling $RELOAD_SESSIONS sessions × $RELOAD_TURNS turns (store-bench), store-level reload ×3"
+  record store same reload 1 taskset -c 0 "$storebench" --dir "$reload_dir" --keep --skip-throughput \
+    --sessions "$RELOAD_SESSIONS" --turns "$RELOAD_TURNS"
+  [ -f "$reload_dir/reload/switchboard.sqlite" ] || { echo "run.sh: store-bench left no state directory" >&2; exit 1; }
+  du -sk "$reload_dir/reload" | awk '{ printf "{\"system\":\"store\",\"pin\":\"same\",\"variant\":\"size\",\"rep\":1,\"bench\":\"size\",\"mib\":%s}\n", $1 / 1024 }' >>"$jsonl"
+  for pin in "${pins[@]}"; do
+    spin=0
+    if [ "$pin" = same ]; then cpin=0; else cpin=1; fi
+    client=(taskset -c "$cpin")
+    for rep in $(seq 1 "$reps"); do
+      log "persistence: startup, pinning $pin, repetition $rep/$reps"
+      record persist-off "$pin" startup "$rep" "${client[@]}" "$sbbench" startup --socket "$sock" -- \
+        taskset -c "$spin" "$server_bin" serve --socket "$sock" --backend echo --state-dir none
+      rm -rf "$work/state-empty"
+      record persist-on "$pin" startup-empty "$rep" "${client[@]}" "$sbbench" startup --socket "$sock" -- \
+        taskset -c "$spin" "$server_bin" serve --socket "$sock" --backend echo --state-dir "$work/state-empty"
+      record persist-on "$pin" startup-reload "$rep" "${client[@]}" "$sbbench" startup --socket "$sock" \
+        --expect-sessions "$RELOAD_SESSIONS" -- \
+        taskset -c "$spin" "$server_bin" serve --socket "$sock" --backend echo --state-dir "$reload_dir/reload"
+    done
+  done
+
+  load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+  mkdir -p "$out/raw"
+  cp "$jsonl" "$out/raw/persistence.jsonl"
+  commit=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
+  dirty=$(git -C "$repo" status --porcelain 2>/dev/null | grep -qv '^??' && echo "+uncommitted changes" || true)
+  python3 "$bench_dir/persistence_report.py" --results "$jsonl" --out "$out" --commit "$commit$dirty" --reps "$reps" \
+    --load-before "$load_before" --load-after "$load_after"
   exit 0
 fi
 

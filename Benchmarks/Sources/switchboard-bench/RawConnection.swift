@@ -65,15 +65,23 @@ enum RawConnection {
     }
 
     static func statusCall(_ fd: Int32, callID: UInt64 = 1) -> Bool {
+        serverStatus(fd, callID: callID) != nil
+    }
+
+    /// The answer of one GetServerStatus call, nil when it failed.
+    static func serverStatus(_ fd: Int32, callID: UInt64 = 1) -> ServerStatus? {
         let start = CallStart(
             method: MethodName.getServerStatus,
             payload: .serverStatusRequest(ServerStatusRequest()),
             halfClose: true
         )
-        guard send(fd, Frame(callID: callID, kind: .start(start))) else { return false }
+        guard send(fd, Frame(callID: callID, kind: .start(start))) else { return nil }
         while let frame = receive(fd) {
-            if frame.callID == callID, case .end(let end) = frame.kind { return end.code == .ok }
+            if frame.callID == callID, case .end(let end) = frame.kind {
+                guard end.code == .ok, case .serverStatus(let status)? = end.payload else { return nil }
+                return status
+            }
         }
-        return false
+        return nil
     }
 }

@@ -6,7 +6,8 @@
 //                                  [--settle-ms M] [--samples FILE]
 //   switchboard-bench sessions     --socket P --server-pid PID [--count N]
 //   switchboard-bench connections  --socket P --server-pid PID [--count N]
-//   switchboard-bench startup      --socket P -- COMMAND ARGS...   (spawns COMMAND, times first status answer)
+//   switchboard-bench startup      --socket P [--expect-sessions N] -- COMMAND ARGS...
+//                                  (spawns COMMAND, times first status answer)
 //   switchboard-bench wait         --socket P [--timeout-ms T]     (until a status call is answered)
 //   any of them with --nio-executor: NIO's event loops as the global executor
 //
@@ -295,8 +296,11 @@ func raiseFileLimit() {
 // MARK: - startup
 
 /// Spawns the command after `--`, then connects every 100 µs until a status call is
-/// answered: process start → first answered status call.
+/// answered: process start → first answered status call. With `--expect-sessions N`
+/// (a server reloading a state directory) that first answer must already count N
+/// sessions, so the figure includes the reload.
 func startup() async throws {
+    let expectedSessions = options.int("expect-sessions", 0)
     guard let separator = CommandLine.arguments.firstIndex(of: "--"), separator + 1 < CommandLine.arguments.count else {
         fail("startup: give the server command after --")
     }
@@ -315,12 +319,13 @@ func startup() async throws {
     guard spawned == 0 else { fail("startup: cannot spawn \(command[0]): \(spawned)") }
     var answered: UInt64 = 0
     var attempts = 0
+    var sessionsTotal: UInt32 = 0
     while nowNanos() - begin < 10_000_000_000 {
         attempts += 1
         if let fd = RawConnection.open(socketPath) {
-            let ok = RawConnection.handshake(fd) && RawConnection.statusCall(fd)
+            let status = RawConnection.handshake(fd) ? RawConnection.serverStatus(fd) : nil
             close(fd)
-            if ok { answered = nowNanos(); break }
+            if let status { answered = nowNanos(); sessionsTotal = status.sessionsTotal; break }
         }
         usleep(100)
     }
@@ -328,7 +333,12 @@ func startup() async throws {
     var status: Int32 = 0
     waitpid(pid, &status, 0)
     guard answered > 0 else { fail("startup: no status answer within 10 s") }
-    emitResult("startup", ["first_status_ms": Double(answered - begin) / 1e6, "attempts": Double(attempts)])
+    guard sessionsTotal >= expectedSessions else {
+        fail("startup: the first answer counts \(sessionsTotal) sessions, expected \(expectedSessions)")
+    }
+    emitResult("startup", [
+        "first_status_ms": Double(answered - begin) / 1e6, "attempts": Double(attempts), "sessions": Double(sessionsTotal),
+    ])
 }
 
 /// Waits until the server answers a status call (used by run.sh after starting one).
