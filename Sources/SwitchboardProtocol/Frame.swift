@@ -30,6 +30,9 @@ public enum ProtocolVersion {
     public static let minimum: UInt32 = 1
     /// Largest frame accepted unless the handshake says otherwise (4 MiB).
     public static let defaultMaxFrameSize: UInt32 = 4 * 1024 * 1024
+    /// The smallest frame limit a peer may announce (1 KiB): smaller values are
+    /// raised to it, so an error frame always fits.
+    public static let minimumMaxFrameSize: UInt32 = 1024
 }
 
 public struct Hello: Hashable, Sendable {

@@ -112,12 +112,12 @@ struct CallTests {
     @Test func responsesLargerThanTheClientAcceptsAreRefused() async throws {
         try await withTestServer(tokenDelay: .zero) { server in
             let client = try server.connect()
-            try await client.send(Frame(kind: .hello(Hello(clientName: "tiny", maxFrameSize: 300))))
+            try await client.send(Frame(kind: .hello(Hello(clientName: "tiny", maxFrameSize: 1024))))
             guard case .welcome = try await client.expectFrame().kind else {
                 Issue.record("no Welcome")
                 return
             }
-            for index in 0..<10 { try await client.createSession("session-\(index)") }
+            for index in 0..<40 { try await client.createSession("session-\(index)") }
             let status = try await client.unary(
                 MethodName.getServerStatus,
                 .serverStatusRequest(ServerStatusRequest(includeSessions: true))
@@ -125,11 +125,29 @@ struct CallTests {
             #expect(status.code == .resourceExhausted)
             #expect(status.message.hasPrefix("response of "))
             // A chunk bigger than the client accepts ends the turn, not the connection.
-            let id = try await client.startPrompt(session: "session-0", prompt: "short " + String(repeating: "y", count: 500))
+            let id = try await client.startPrompt(session: "session-0", prompt: "short " + String(repeating: "y", count: 1500))
             let result = try await client.collectPrompt(id)
             #expect(result.end?.code == .resourceExhausted)
             #expect(result.chunks.count == 1)
             _ = try await client.serverStatus()
+        }
+    }
+
+    @Test func aTinyClientFrameLimitIsRaisedToTheProtocolMinimum() async throws {
+        try await withTestServer(tokenDelay: .zero) { server in
+            let client = try server.connect()
+            try await client.send(Frame(kind: .hello(Hello(clientName: "tiny", maxFrameSize: 16))))
+            guard case .welcome = try await client.expectFrame().kind else {
+                Issue.record("no Welcome")
+                return
+            }
+            // Far above 16 bytes, below the 1 KiB floor: delivered, not refused.
+            let session = try await client.createSession("floored")
+            #expect(session.id == "floored")
+            let id = try await client.startPrompt(session: "floored", prompt: String(repeating: "z", count: 900))
+            let result = try await client.collectPrompt(id)
+            #expect(result.end?.code == .ok)
+            #expect(result.chunks.count == 1)
         }
     }
 

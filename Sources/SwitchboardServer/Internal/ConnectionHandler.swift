@@ -151,7 +151,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         handshakeTimer = nil
         switch connection.receiveHello(hello) {
         case .welcome:
-            if hello.maxFrameSize != 0 { peerMaxFrameSize = Int(hello.maxFrameSize) }
+            if hello.maxFrameSize != 0 {
+                peerMaxFrameSize = Int(max(hello.maxFrameSize, ProtocolVersion.minimumMaxFrameSize))
+            }
             let configuration = server.configuration
             write(Frame(kind: .welcome(Welcome(
                 version: ProtocolVersion.current,
