@@ -8,7 +8,8 @@
 #   conformance/run.sh --scenario deadline   only this scenario (repeatable)
 #
 # Environment: SWITCHBOARD_BIN, the server binary (default: `swift build
-# --product switchboard` and its debug binary). Servers are started once per
+# --product switchboard` and its debug binary); SWITCHBOARD_CONFORMANCE_SCRATCH, the
+# Swift runner's scratch path (default .build-conformance). Servers are started once per
 # profile in scenarios.json ("servers") on temporary sockets and stopped at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,9 +40,10 @@ declare -A runner
 for client in $clients; do
   case $client in
     swift)
-      log "conformance: building the Swift runner (conformance/swift, scratch .build-conformance)"
-      swift build --package-path conformance/swift --scratch-path "$root/.build-conformance" >&2
-      runner[swift]="$root/.build-conformance/debug/switchboard-conformance"
+      scratch=${SWITCHBOARD_CONFORMANCE_SCRATCH:-$root/.build-conformance}
+      log "conformance: building the Swift runner (conformance/swift, scratch $scratch)"
+      swift build --package-path conformance/swift --scratch-path "$scratch" >&2
+      runner[swift]="$scratch/debug/switchboard-conformance"
       ;;
     c)
       log "conformance: building the C runner (make -C clients/c)"

@@ -8,6 +8,7 @@ PATH. Exit 0 = pass, 1 = fail (reason on stderr), 2 = unknown scenario.
 """
 from __future__ import annotations
 
+import os
 import re
 import socket
 import struct
@@ -21,10 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python
 from switchboard_client import (  # noqa: E402
     Accepted,
     Assignment,
+    Attached,
     Cancellation,
     Client,
     Finished,
     Output,
+    PromptStream,
     Started,
     StatusCode,
     SwitchboardError,
@@ -441,6 +444,149 @@ class Runner:
             for sid in ids:
                 c.close_session(sid)
 
+    # --- ownership, turn history, attach -------------------------------------------
+
+    def ownership_peer(self) -> None:
+        uid = os.getuid()
+        with self.connect() as c:
+            check(c.welcome.peer_uid == uid, f"Welcome peer_uid {c.welcome.peer_uid}, this process is uid {uid}")
+            sid = self.sid("own")
+            check(c.create_session(sid).owner_uid == uid, "owner_uid on create")
+            check(c.get_session(sid).owner_uid == uid, "owner_uid on get")
+            c.session_status(sid)
+            c.close_session(sid)
+
+    def list_turns_paging(self) -> None:
+        prompts = self.p("prompts").split("|")
+        size = int(self.p("page_size"))
+        first_n, second_n = int(self.e("first_page")), int(self.e("second_page"))
+        check(first_n + second_n == len(prompts), "expectations do not add up to the prompts")
+        with self.connect() as c:
+            sid = self.sid("lt")
+            c.create_session(sid)
+            empty = c.list_turns(sid)
+            check(len(empty.turns) == 0 and empty.next_page_token == "", f"session without turns: {empty}")
+            ids = []
+            for prompt in prompts:
+                events = list(c.prompt(sid, prompt))
+                check(isinstance(events[0], Accepted), f"first event {events[0]}")
+                ids.append(events[0].turn_id)  # type: ignore[union-attr]
+            first = c.list_turns(sid, page_size=size)
+            check(len(first.turns) == first_n and first.next_page_token != "", f"first page {first}")
+            for i, t in enumerate(first.turns):
+                check(t.summary.turn_id == ids[i], f"turn {i} is {t.summary.turn_id}, want {ids[i]}")
+                check(t.summary.state == pb.TURN_STATE_FINISHED and t.summary.code == 0, f"turn {i} {t.summary}")
+                check(t.summary.prompt_preview == prompts[i], f"preview {t.summary.prompt_preview!r}")
+                check(t.prompt == "" and t.output == b"", "prompt/output without include_output")
+            second = c.list_turns(sid, page_size=size, page_token=first.next_page_token)
+            check(len(second.turns) == second_n and second.next_page_token == "", f"second page {second}")
+            check([t.summary.turn_id for t in second.turns] == ids[first_n:], "second page turns")
+            full = c.list_turns(sid, page_size=len(prompts), include_output=True)
+            check([t.summary.turn_id for t in full.turns] == ids, "include_output turns")
+            for t, prompt in zip(full.turns, prompts):
+                check(t.prompt == prompt and t.output == prompt.encode(), f"record {t}")
+                check(not t.output_dropped, "output_dropped")
+            expect_code(lambda: c.list_turns(self.sid("lt-missing")), self.e("unknown_session"), "unknown session")
+            c.close_session(sid)
+
+    def attach_after_sequence(self) -> None:
+        n, after = int(self.p("words")), int(self.p("after_sequence"))
+        text = words(n)
+        with self.connect() as c:
+            sid = self.sid("att")
+            c.create_session(sid)
+            events = list(c.prompt(sid, text))
+            turn_id = events[0].turn_id  # type: ignore[union-attr]
+            chunks = [e for e in events if isinstance(e, Output)]
+            total = len(chunks)
+            check(total > after, f"the prompt gave only {total} chunks")
+            got = collect_attach(c.attach(sid, turn_id, after), self.e("code"))
+            attached, outputs, finished = got
+            check(attached.turn_id == turn_id, f"attached to {attached.turn_id}")
+            check(pb.TurnState.Name(attached.state) == "TURN_STATE_" + self.e("state"), f"state {attached.state}")
+            check(attached.last_sequence == total, f"last_sequence {attached.last_sequence}, want {total}")
+            check([o.sequence for o in outputs] == list(range(after + 1, total + 1)), f"sequences {[o.sequence for o in outputs]}")
+            check([o.data for o in outputs] == [o.data for o in chunks[after:]], "chunks differ from the prompt's")
+            check(finished.turn_id == turn_id and finished.chunks == total, f"finished {finished}")
+            attached, outputs, _ = collect_attach(c.attach(sid), "OK")
+            check(attached.turn_id == turn_id, "empty turn id: not the most recent turn")
+            check([o.sequence for o in outputs] == list(range(1, total + 1)), "from 0: sequences")
+            check(b"".join(o.data for o in outputs) == text.encode(), "from 0: output != prompt")
+            _, outputs, _ = collect_attach(c.attach(sid, turn_id, total), "OK")
+            check(outputs == [], f"after the last chunk: {outputs}")
+            c.close_session(sid)
+
+    def attach_cancelled_turn(self) -> None:
+        n, after = int(self.p("words")), int(self.p("cancel_after_chunks"))
+        with self.connect() as c, self.connect() as other:
+            sid = self.sid("attc")
+            c.create_session(sid)
+            stream = c.prompt(sid, words(n))
+            turn_id = ""
+            count = 0
+
+            def run() -> None:
+                nonlocal turn_id, count
+                for event in stream:
+                    if isinstance(event, Accepted):
+                        turn_id = event.turn_id
+                    if isinstance(event, Output):
+                        count += 1
+                        if count == after:
+                            stream.cancel()
+
+            expect_code(run, self.e("code"), "cancelled prompt")
+            attached, outputs, finished = collect_attach(other.attach(sid, turn_id), self.e("code"))
+            check(attached.state == pb.TURN_STATE_FINISHED, f"state {attached.state}")
+            check(after <= len(outputs) < n, f"{len(outputs)} chunks kept")
+            check([o.sequence for o in outputs] == list(range(1, len(outputs) + 1)), "sequences")
+            check(finished.chunks == len(outputs), f"finished {finished}")
+            c.close_session(sid)
+
+    def attach_not_found(self) -> None:
+        code = self.e("code")
+        with self.connect() as c:
+            sid = self.sid("atnf")
+            c.create_session(sid)
+            expect_code(lambda: list(c.attach(sid)), code, "session without turns")
+            list(c.prompt(sid, "one turn"))
+            expect_code(lambda: list(c.attach(sid, self.p("bad_turn_id"))), code, "unknown turn")
+            expect_code(lambda: list(c.attach(self.sid("atnf-missing"))), code, "unknown session")
+            c.close_session(sid)
+
+    def attach_after_disconnect(self) -> None:
+        n, cut = int(self.p("words")), int(self.p("disconnect_after_chunks"))
+        text = words(n)
+        for cancel_on_disconnect in (False, True):
+            sid = self.sid("atd-cod" if cancel_on_disconnect else "atd")
+            gone = self.connect()
+            gone.create_session(sid)
+            stream = gone.prompt(sid, text, cancel_on_disconnect=cancel_on_disconnect)
+            turn_id = ""
+            first: List[Output] = []
+            for event in stream:
+                if isinstance(event, Accepted):
+                    turn_id = event.turn_id
+                if isinstance(event, Output):
+                    first.append(event)
+                    if len(first) == cut:
+                        break
+            check(len(first) == cut, f"prompt ended after {len(first)} chunks")
+            # The connection goes away without a Cancel, as when the process dies.
+            gone._sock.shutdown(socket.SHUT_RDWR)
+            gone.close()
+            with self.connect() as c:
+                if cancel_on_disconnect:
+                    _, _, finished = collect_attach(c.attach(sid, turn_id, cut), self.e("cancel_on_disconnect_code"))
+                    check(finished.chunks < n, f"the turn ran to its end: {finished}")
+                else:
+                    attached, rest, finished = collect_attach(c.attach(sid, turn_id, cut), self.e("code"))
+                    check(attached.turn_id == turn_id, "attached to another turn")
+                    check([o.sequence for o in first + rest] == list(range(1, n + 1)), "sequences")
+                    check(b"".join(o.data for o in first + rest) == text.encode(), "the two parts are not the prompt")
+                    check(finished.chunks == n, f"finished {finished}")
+                c.close_session(sid)
+
     # --- bad frames --------------------------------------------------------------
 
     def _bad_frame(self) -> None:
@@ -456,6 +602,25 @@ class Runner:
     bad_frame_oversized = _bad_frame
     bad_frame_garbage = _bad_frame
     bad_frame_empty = _bad_frame
+
+
+def collect_attach(stream: PromptStream, code_name: str) -> "tuple[Attached, List[Output], Finished]":
+    """Runs an attach stream to its end, which must be `code_name`; checks the
+    order attached, output..., finished and returns the three parts."""
+    events: list = []
+
+    def run() -> None:
+        for event in stream:
+            events.append(event)
+
+    if code_name == "OK":
+        run()
+    else:
+        expect_code(run, code_name, "attach")
+    check(len(events) >= 2 and isinstance(events[0], Attached) and isinstance(events[-1], Finished), f"events {events}")
+    outputs = events[1:-1]
+    check(all(isinstance(e, Output) for e in outputs), f"not all output between attached and finished: {events}")
+    return events[0], outputs, events[-1]
 
 
 def send_frame(s: socket.socket, frame: pb.Frame) -> None:

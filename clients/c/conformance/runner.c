@@ -642,6 +642,318 @@ static void bad_frame(void) {
     sb_close(c);
 }
 
+/* --- ownership, turn history, attach --------------------------------------- */
+
+static void ownership_peer(void) {
+    sb_client *c = connect_client();
+    sb_error err;
+    const sb_welcome *w = sb_client_welcome(c);
+    CHECK(w->peer_uid == (uint32_t)getuid(), "Welcome peer_uid %u, this process is uid %u", w->peer_uid, (unsigned)getuid());
+    const char *id = sid("own");
+    sb_create_request r = { .session_id = id };
+    sb_session s;
+    OK(sb_create_session(c, &r, &s, &err), err);
+    CHECK(s.owner_uid == (uint32_t)getuid(), "owner_uid %u", s.owner_uid);
+    sb_session_clear(&s);
+    OK(sb_get_session(c, id, &s, &err), err);
+    CHECK(s.owner_uid == (uint32_t)getuid(), "owner_uid %u on get", s.owner_uid);
+    sb_session_clear(&s);
+    sb_session_status st;
+    OK(sb_get_session_status(c, id, &st, &err), err);
+    sb_session_status_clear(&st);
+    close_session(c, id);
+    sb_close(c);
+}
+
+/* A turn's output chunks as a stream delivered them. */
+typedef struct chunks {
+    uint64_t sequence[512];
+    output data[512];
+    size_t n;
+    char turn_id[128];          /* accepted or attached */
+    int attached_state;
+    uint64_t last_sequence;
+    int attached, finished;
+    uint64_t finished_chunks;
+} chunks;
+
+static void chunks_free(chunks *k) {
+    for (size_t i = 0; i < k->n; i++) free(k->data[i].data);
+    memset(k, 0, sizeof *k);
+}
+
+/* Takes one event into `k`; checks the order attached/accepted.. output.. finished. */
+static void take(chunks *k, const sb_prompt_event *e) {
+    switch (e->kind) {
+    case SB_EVENT_ACCEPTED:
+        snprintf(k->turn_id, sizeof k->turn_id, "%s", e->turn_id);
+        break;
+    case SB_EVENT_ATTACHED:
+        CHECK(!k->attached && k->n == 0 && !k->finished, "attached is not the first event");
+        k->attached = 1;
+        snprintf(k->turn_id, sizeof k->turn_id, "%s", e->turn_id);
+        k->attached_state = e->turn_state;
+        k->last_sequence = e->last_sequence;
+        break;
+    case SB_EVENT_OUTPUT:
+        CHECK(!k->finished, "output after finished");
+        CHECK(k->n < 512, "too many chunks");
+        k->sequence[k->n] = e->sequence;
+        memset(&k->data[k->n], 0, sizeof k->data[k->n]);
+        append(&k->data[k->n], e->data, e->len);
+        k->n++;
+        break;
+    case SB_EVENT_FINISHED:
+        CHECK(!k->finished, "two finished events");
+        k->finished = 1;
+        k->finished_chunks = e->chunks;
+        break;
+    }
+}
+
+/* Runs a stream to its end into `k`; returns its code. */
+static int collect_stream(sb_call *call, chunks *k, sb_error *err) {
+    sb_prompt_event e;
+    int r;
+    while ((r = sb_call_next(call, &e, err)) == 1) take(k, &e);
+    sb_call_free(call);
+    return r == 0 ? SB_OK : err->code;
+}
+
+static sb_call *start_attach(sb_client *c, const char *id, const char *turn_id, uint64_t after) {
+    sb_attach_request r = { .session_id = id, .turn_id = turn_id, .after_sequence = after };
+    sb_error err;
+    sb_call *call = sb_attach_start(c, &r, &err);
+    if (!call) FAIL("attach start: %s: %s", sb_code_name(err.code), err.message);
+    return call;
+}
+
+/* Checks that `k` holds exactly the chunks from..to with sequences from..to. */
+static void check_sequences(const chunks *k, uint64_t from, uint64_t to, const char *what) {
+    CHECK(k->n == (to >= from ? to - from + 1 : 0), "%s: %zu chunks, want %llu..%llu", what, k->n,
+          (unsigned long long)from, (unsigned long long)to);
+    for (size_t i = 0; i < k->n; i++) {
+        CHECK(k->sequence[i] == from + i, "%s: chunk %zu has sequence %llu", what, i, (unsigned long long)k->sequence[i]);
+    }
+}
+
+static void list_turns_paging(void) {
+    sb_client *c = connect_client();
+    sb_error err;
+    const char *id = sid("lt");
+    create(c, id);
+    sb_list_turns_request lr = { .session_id = id };
+    sb_turn_list list;
+    OK(sb_list_turns(c, &lr, &list, &err), err);
+    CHECK(list.n_turns == 0 && strcmp(list.next_page_token, "") == 0, "session without turns lists %zu", list.n_turns);
+    sb_turn_list_clear(&list);
+
+    char prompts_buf[1024];
+    snprintf(prompts_buf, sizeof prompts_buf, "%s", arg("prompts"));
+    char *prompts[16];
+    size_t n = 0;
+    for (char *save = NULL, *t = strtok_r(prompts_buf, "|", &save); t && n < 16; t = strtok_r(NULL, "|", &save)) prompts[n++] = t;
+    char ids[16][128];
+    for (size_t i = 0; i < n; i++) {
+        chunks k = { 0 };
+        OK(collect_stream(start_prompt(c, id, prompts[i], 0, 0), &k, &err), err);
+        snprintf(ids[i], sizeof ids[i], "%s", k.turn_id);
+        chunks_free(&k);
+    }
+    size_t first = (size_t)num(expect("first_page")), second = (size_t)num(expect("second_page"));
+    CHECK(first + second == n, "expectations do not add up to the prompts");
+    lr.page_size = (uint32_t)num(arg("page_size"));
+    OK(sb_list_turns(c, &lr, &list, &err), err);
+    CHECK(list.n_turns == first && strcmp(list.next_page_token, "") != 0, "first page: %zu turns, token '%s'", list.n_turns,
+          list.next_page_token);
+    for (size_t i = 0; i < first; i++) {
+        const sb_turn_record *t = &list.turns[i];
+        CHECK(strcmp(t->summary.turn_id, ids[i]) == 0, "turn %zu is %s, want %s", i, t->summary.turn_id, ids[i]);
+        CHECK(t->summary.state == SB_TURN_FINISHED && t->summary.code == SB_OK, "turn %zu state/code", i);
+        CHECK(strcmp(t->summary.prompt_preview, prompts[i]) == 0, "turn %zu preview '%s'", i, t->summary.prompt_preview);
+        CHECK(strcmp(t->prompt, "") == 0 && t->output_len == 0, "prompt/output without include_output");
+    }
+    char token[512];
+    snprintf(token, sizeof token, "%s", list.next_page_token);
+    sb_turn_list_clear(&list);
+    lr.page_token = token;
+    OK(sb_list_turns(c, &lr, &list, &err), err);
+    CHECK(list.n_turns == second && strcmp(list.next_page_token, "") == 0, "second page: %zu turns, token '%s'",
+          list.n_turns, list.next_page_token);
+    for (size_t i = 0; i < second; i++) {
+        CHECK(strcmp(list.turns[i].summary.turn_id, ids[first + i]) == 0, "second page turn %zu", i);
+    }
+    sb_turn_list_clear(&list);
+
+    sb_list_turns_request full = { .session_id = id, .page_size = (uint32_t)n, .include_output = 1 };
+    OK(sb_list_turns(c, &full, &list, &err), err);
+    CHECK(list.n_turns == n, "include_output: %zu turns", list.n_turns);
+    for (size_t i = 0; i < n; i++) {
+        const sb_turn_record *t = &list.turns[i];
+        CHECK(strcmp(t->summary.turn_id, ids[i]) == 0, "include_output turn %zu", i);
+        CHECK(strcmp(t->prompt, prompts[i]) == 0, "prompt '%s'", t->prompt);
+        CHECK(t->output_len == strlen(prompts[i]) && memcmp(t->output, prompts[i], t->output_len) == 0, "output '%s'",
+              (const char *)t->output);
+        CHECK(!t->output_dropped, "output_dropped");
+    }
+    sb_turn_list_clear(&list);
+    sb_list_turns_request missing = { .session_id = sid("lt-missing") };
+    EXPECT_CODE(sb_list_turns(c, &missing, &list, &err), expect("unknown_session"), err);
+    close_session(c, id);
+    sb_close(c);
+}
+
+static void attach_after_sequence(void) {
+    sb_client *c = connect_client();
+    sb_error err;
+    const char *id = sid("att");
+    long n = num(arg("words"));
+    uint64_t after = (uint64_t)num(arg("after_sequence"));
+    char *text = words(n);
+    create(c, id);
+    chunks prompt = { 0 };
+    OK(collect_stream(start_prompt(c, id, text, 0, 0), &prompt, &err), err);
+    uint64_t total = prompt.n;
+    CHECK(total > after, "the prompt gave only %llu chunks", (unsigned long long)total);
+
+    chunks k = { 0 };
+    EXPECT_CODE(collect_stream(start_attach(c, id, prompt.turn_id, after), &k, &err), expect("code"), err);
+    CHECK(k.attached && strcmp(k.turn_id, prompt.turn_id) == 0, "attached to %s, want %s", k.turn_id, prompt.turn_id);
+    CHECK(k.attached_state == SB_TURN_FINISHED && strcmp("FINISHED", expect("state")) == 0, "state %d", k.attached_state);
+    CHECK(k.last_sequence == total, "last_sequence %llu, want %llu", (unsigned long long)k.last_sequence,
+          (unsigned long long)total);
+    check_sequences(&k, after + 1, total, "after N");
+    for (size_t i = 0; i < k.n; i++) {
+        const output *want = &prompt.data[after + i];
+        CHECK(k.data[i].len == want->len && memcmp(k.data[i].data, want->data, want->len) == 0, "chunk %llu differs",
+              (unsigned long long)k.sequence[i]);
+    }
+    CHECK(k.finished && k.finished_chunks == total, "finished");
+    chunks_free(&k);
+
+    /* Empty turn id: the most recent turn, every chunk. */
+    output all = { 0 };
+    OK(collect_stream(start_attach(c, id, "", 0), &k, &err), err);
+    CHECK(strcmp(k.turn_id, prompt.turn_id) == 0, "empty turn id attached to %s", k.turn_id);
+    check_sequences(&k, 1, total, "from 0");
+    for (size_t i = 0; i < k.n; i++) append(&all, (const uint8_t *)k.data[i].data, k.data[i].len);
+    CHECK(all.data && strcmp(all.data, text) == 0, "replayed output differs from the prompt");
+    free(all.data);
+    chunks_free(&k);
+
+    /* After the last chunk: nothing replayed. */
+    OK(collect_stream(start_attach(c, id, prompt.turn_id, total), &k, &err), err);
+    CHECK(k.attached && k.n == 0 && k.finished, "after the last chunk: %zu chunks", k.n);
+    chunks_free(&k);
+    chunks_free(&prompt);
+    free(text);
+    close_session(c, id);
+    sb_close(c);
+}
+
+static void attach_cancelled_turn(void) {
+    sb_client *c = connect_client();
+    sb_client *other = connect_client();
+    sb_error err;
+    const char *id = sid("attc");
+    long n = num(arg("words")), after = num(arg("cancel_after_chunks"));
+    char *text = words(n);
+    create(c, id);
+    sb_call *call = start_prompt(c, id, text, 0, 0);
+    chunks prompt = { 0 };
+    sb_prompt_event e;
+    int r;
+    while ((r = sb_call_next(call, &e, &err)) == 1) {
+        take(&prompt, &e);
+        if (e.kind == SB_EVENT_OUTPUT && (long)prompt.n == after) sb_call_cancel(call);
+    }
+    sb_call_free(call);
+    EXPECT_CODE(r == 0 ? SB_OK : err.code, expect("code"), err);
+    chunks k = { 0 };
+    EXPECT_CODE(collect_stream(start_attach(other, id, prompt.turn_id, 0), &k, &err), expect("code"), err);
+    CHECK(k.attached && k.attached_state == SB_TURN_FINISHED, "attached");
+    CHECK(k.n >= (size_t)after && k.n < (size_t)n, "%zu chunks kept", k.n);
+    check_sequences(&k, 1, k.n, "cancelled turn");
+    CHECK(k.finished && k.finished_chunks == k.n, "finished");
+    chunks_free(&k);
+    chunks_free(&prompt);
+    free(text);
+    close_session(c, id);
+    sb_close(other);
+    sb_close(c);
+}
+
+static void attach_not_found(void) {
+    sb_client *c = connect_client();
+    sb_error err;
+    const char *id = sid("atnf");
+    const char *code = expect("code");
+    create(c, id);
+    chunks k = { 0 };
+    EXPECT_CODE(collect_stream(start_attach(c, id, "", 0), &k, &err), code, err);
+    chunks_free(&k);
+    output out = { 0 };
+    OK(run_prompt(c, id, "one turn", &out, &err), err);
+    free(out.data);
+    EXPECT_CODE(collect_stream(start_attach(c, id, arg("bad_turn_id"), 0), &k, &err), code, err);
+    chunks_free(&k);
+    EXPECT_CODE(collect_stream(start_attach(c, sid("atnf-missing"), "", 0), &k, &err), code, err);
+    chunks_free(&k);
+    close_session(c, id);
+    sb_close(c);
+}
+
+static void attach_after_disconnect(void) {
+    long n = num(arg("words")), cut = num(arg("disconnect_after_chunks"));
+    char *text = words(n);
+    for (int cancel_on_disconnect = 0; cancel_on_disconnect <= 1; cancel_on_disconnect++) {
+        sb_error err;
+        const char *id = sid(cancel_on_disconnect ? "atd-cod" : "atd");
+        sb_client *gone = connect_client();
+        create(gone, id);
+        sb_prompt_request pr = { .session_id = id, .prompt = text, .cancel_on_disconnect = cancel_on_disconnect };
+        sb_call *call = sb_prompt_start(gone, &pr, &err);
+        if (!call) FAIL("prompt start: %s: %s", sb_code_name(err.code), err.message);
+        chunks first = { 0 };
+        sb_prompt_event e;
+        while ((long)first.n < cut) {
+            if (sb_call_next(call, &e, &err) != 1) FAIL("prompt ended early: %s: %s", sb_code_name(err.code), err.message);
+            take(&first, &e);
+        }
+        /* The connection goes away without a Cancel, as when the process dies. */
+        sb__drop_connection(gone);
+        while (sb_call_next(call, &e, &err) == 1) {
+        }
+        sb_call_free(call);
+        sb_close(gone);
+
+        sb_client *c = connect_client();
+        chunks rest = { 0 };
+        int code = collect_stream(start_attach(c, id, first.turn_id, (uint64_t)cut), &rest, &err);
+        CHECK(rest.attached && strcmp(rest.turn_id, first.turn_id) == 0, "attached");
+        if (cancel_on_disconnect) {
+            EXPECT_CODE(code, expect("cancel_on_disconnect_code"), err);
+            CHECK(rest.finished_chunks < (uint64_t)n, "the turn ran to its end: %llu chunks",
+                  (unsigned long long)rest.finished_chunks);
+        } else {
+            EXPECT_CODE(code, expect("code"), err);
+            check_sequences(&rest, (uint64_t)cut + 1, (uint64_t)n, "rest");
+            output all = { 0 };
+            for (size_t i = 0; i < first.n; i++) append(&all, (const uint8_t *)first.data[i].data, first.data[i].len);
+            for (size_t i = 0; i < rest.n; i++) append(&all, (const uint8_t *)rest.data[i].data, rest.data[i].len);
+            CHECK(all.data && strcmp(all.data, text) == 0, "the two parts are not the prompt");
+            CHECK(rest.finished && rest.finished_chunks == (uint64_t)n, "finished chunks %llu",
+                  (unsigned long long)rest.finished_chunks);
+            free(all.data);
+        }
+        chunks_free(&rest);
+        chunks_free(&first);
+        close_session(c, id);
+        sb_close(c);
+    }
+    free(text);
+}
+
 typedef struct scenario_entry {
     const char *name;
     void (*run)(void);
@@ -671,6 +983,12 @@ static const scenario_entry scenarios[] = {
     { "bad_frame_oversized", bad_frame },
     { "bad_frame_garbage", bad_frame },
     { "bad_frame_empty", bad_frame },
+    { "ownership_peer", ownership_peer },
+    { "list_turns_paging", list_turns_paging },
+    { "attach_after_sequence", attach_after_sequence },
+    { "attach_cancelled_turn", attach_cancelled_turn },
+    { "attach_not_found", attach_not_found },
+    { "attach_after_disconnect", attach_after_disconnect },
 };
 
 int main(int argc, char **argv) {

@@ -91,6 +91,19 @@ typedef struct sb_welcome {
     uint32_t max_concurrent_calls;
     uint64_t connection_id;
     uint32_t max_queued_prompts;
+    /* Added in the second protocol revision (appended: the struct is only ever
+     * read through sb_client_welcome). The limits the server enforces, 0 = none. */
+    uint32_t max_connections;
+    uint32_t max_connections_per_uid;
+    uint32_t max_sessions_per_uid;
+    uint64_t handshake_timeout_ms;
+    uint64_t idle_connection_timeout_ms;
+    uint64_t max_buffered_output_bytes;
+    /* Who the kernel says this client is (SO_PEERCRED) and what the server's
+     * policy lets it do. Sessions of other uids answer PERMISSION_DENIED. */
+    uint32_t peer_uid;
+    int peer_is_admin;
+    int peer_may_register_workers;
 } sb_welcome;
 
 /*
@@ -274,20 +287,24 @@ typedef struct sb_prompt_request {
     const char *prompt;
     int reject_if_busy;        /* 0 = wait in the session's queue; 1 = FAILED_PRECONDITION at once */
     uint64_t timeout_ms;       /* the call's deadline, queueing included; 0 = the client's call_timeout_ms */
+    /* 0 (default): the turn runs on when this connection goes away, and
+     * sb_attach can follow it later; 1: a lost connection cancels the turn. */
+    int cancel_on_disconnect;
 } sb_prompt_request;
 
 typedef enum sb_event_kind {
     SB_EVENT_ACCEPTED = 1,
     SB_EVENT_STARTED = 2,
     SB_EVENT_OUTPUT = 3,
-    SB_EVENT_FINISHED = 4
+    SB_EVENT_FINISHED = 4,
+    SB_EVENT_ATTACHED = 5      /* first event of an attach */
 } sb_event_kind;
 
 /* One event; the pointers are valid until the next sb_call_next / sb_call_free
  * (or, in a callback, until the callback returns). */
 typedef struct sb_prompt_event {
     int kind;                  /* sb_event_kind */
-    const char *turn_id;       /* accepted, started, finished */
+    const char *turn_id;       /* accepted, started, finished, attached */
     uint32_t queue_position;   /* accepted: 0 = runs now */
     uint64_t sequence;         /* output: 1, 2, 3, ... */
     const uint8_t *data;       /* output bytes (not NUL-terminated) */
@@ -296,6 +313,8 @@ typedef struct sb_prompt_event {
     uint64_t chunks;           /* finished */
     uint64_t bytes;            /* finished */
     uint64_t duration_ms;      /* finished */
+    int turn_state;            /* attached: sb_turn_state of the turn followed */
+    uint64_t last_sequence;    /* attached: highest sequence produced so far */
 } sb_prompt_event;
 
 /* Called for every event; return non-zero to cancel the turn. */
@@ -330,6 +349,63 @@ uint64_t sb_call_id(const sb_call *call);
 
 /* Frees the call; an open call is cancelled first. */
 void sb_call_free(sb_call *call);
+
+/* ---------------------------------------------------------------------------
+ * Attach (server streaming): follow a turn again, e.g. after a lost connection
+ * ------------------------------------------------------------------------- */
+
+typedef struct sb_attach_request {
+    const char *session_id;
+    const char *turn_id;       /* NULL or "" = the running turn, else the most recent one */
+    uint64_t after_sequence;   /* replay chunks with sequence > this; 0 = from the first */
+    uint64_t timeout_ms;       /* bounds the attach (not the turn); 0 = the client's call_timeout_ms */
+} sb_attach_request;
+
+/*
+ * Follows a turn: events are SB_EVENT_ATTACHED {turn_id, turn_state,
+ * last_sequence}, then SB_EVENT_OUTPUT for every kept chunk with sequence >
+ * after_sequence (replayed, then live), then SB_EVENT_FINISHED. The call ends
+ * with the turn's status (OK, CANCELLED, DEADLINE_EXCEEDED, ABORTED for a turn
+ * a server restart interrupted, ...), or NOT_FOUND (no such session or turn,
+ * or no turns), PERMISSION_DENIED (another uid's session), OUT_OF_RANGE
+ * (retention dropped the output asked for). Cancelling (a non-zero return from
+ * the callback, sb_call_cancel, sb_call_free) ends only the attach, never the
+ * turn. Same callback and iterator as the prompt calls.
+ */
+int sb_attach(sb_client *client, const sb_attach_request *request, sb_event_fn on_event, void *user, sb_error *err);
+sb_call *sb_attach_start(sb_client *client, const sb_attach_request *request, sb_error *err);
+
+/* ---------------------------------------------------------------------------
+ * Turn history: /switchboard.v1.Sessions/ListTurns
+ * ------------------------------------------------------------------------- */
+
+typedef struct sb_list_turns_request {
+    const char *session_id;
+    uint32_t page_size;        /* 0 = server default (20); the server caps it at 100 */
+    const char *page_token;    /* NULL or "" = from the oldest kept turn */
+    int include_output;        /* 1 = each record carries its whole prompt and kept output */
+} sb_list_turns_request;
+
+typedef struct sb_turn_record {
+    sb_turn_summary summary;
+    uint64_t accepted_at_ms;
+    char *prompt;              /* the whole prompt (include_output only), else "" */
+    uint8_t *output;           /* chunks concatenated (include_output only); never NULL, */
+    size_t output_len;         /*   NUL-terminated after output_len for convenience */
+    int output_dropped;        /* retention removed this turn's output */
+} sb_turn_record;
+
+typedef struct sb_turn_list {
+    sb_turn_record *turns;     /* oldest first */
+    size_t n_turns;
+    char *next_page_token;     /* "" on the last page */
+} sb_turn_list;
+void sb_turn_list_clear(sb_turn_list *list);
+
+/* One page of a session's kept turns; pass next_page_token back as page_token
+ * for the next one. NOT_FOUND for an unknown session, INVALID_ARGUMENT for a
+ * page token the server did not issue. */
+int sb_list_turns(sb_client *client, const sb_list_turns_request *request, sb_turn_list *out, sb_error *err);
 
 #ifdef __cplusplus
 }

@@ -793,6 +793,15 @@ static int handshake(sb_client *c, const sb_options *o, const char *path, int64_
         c->welcome.max_concurrent_calls = w->max_concurrent_calls;
         c->welcome.connection_id = w->connection_id;
         c->welcome.max_queued_prompts = w->max_queued_prompts;
+        c->welcome.max_connections = w->max_connections;
+        c->welcome.max_connections_per_uid = w->max_connections_per_uid;
+        c->welcome.max_sessions_per_uid = w->max_sessions_per_uid;
+        c->welcome.handshake_timeout_ms = w->handshake_timeout_ms;
+        c->welcome.idle_connection_timeout_ms = w->idle_connection_timeout_ms;
+        c->welcome.max_buffered_output_bytes = w->max_buffered_output_bytes;
+        c->welcome.peer_uid = w->peer_uid;
+        c->welcome.peer_is_admin = w->peer_is_admin ? 1 : 0;
+        c->welcome.peer_may_register_workers = w->peer_may_register_workers ? 1 : 0;
         c->server_max_frame_size = c->welcome.max_frame_size;
         free_frame(answer);
         if (!c->welcome.server_name || !c->welcome.server_version) return sb__fail(err, SB_INTERNAL, "out of memory");
@@ -883,6 +892,8 @@ void sb_set_timeouts(sb_client *c, uint64_t call_timeout_ms, int recv_timeout_ms
 #define M_LIST "/switchboard.v1.Sessions/ListSessions"
 #define M_CLOSE "/switchboard.v1.Sessions/CloseSession"
 #define M_PROMPT "/switchboard.v1.Prompts/Prompt"
+#define M_ATTACH "/switchboard.v1.Prompts/Attach"
+#define M_LIST_TURNS "/switchboard.v1.Sessions/ListTurns"
 #define M_SERVER_STATUS "/switchboard.v1.Status/GetServerStatus"
 #define M_SESSION_STATUS "/switchboard.v1.Status/GetSessionStatus"
 #define M_HEALTH "/switchboard.v1.Health/Check"
@@ -1085,6 +1096,7 @@ sb_call *sb_prompt_start(sb_client *c, const sb_prompt_request *r, sb_error *err
     req.prompt = (char *)r->prompt;
     req.when_busy = r->reject_if_busy ? SWITCHBOARD__V1__BUSY_POLICY__BUSY_POLICY_REJECT
                                       : SWITCHBOARD__V1__BUSY_POLICY__BUSY_POLICY_WAIT;
+    req.cancel_on_disconnect = r->cancel_on_disconnect ? 1 : 0;
     Switchboard__V1__Payload payload = SWITCHBOARD__V1__PAYLOAD__INIT;
     payload.body_case = SWITCHBOARD__V1__PAYLOAD__BODY_PROMPT_REQUEST;
     payload.prompt_request = &req;
@@ -1142,6 +1154,12 @@ int sb_call_next(sb_call *call, sb_prompt_event *event, sb_error *err) {
                 event->data = e->output->data.data;
                 event->len = e->output->data.len;
                 break;
+            case SWITCHBOARD__V1__PROMPT_EVENT__EVENT_ATTACHED:
+                event->kind = SB_EVENT_ATTACHED;
+                event->turn_id = e->attached->turn_id;
+                event->turn_state = (int)e->attached->state;
+                event->last_sequence = e->attached->last_sequence;
+                break;
             case SWITCHBOARD__V1__PROMPT_EVENT__EVENT_FINISHED:
                 event->kind = SB_EVENT_FINISHED;
                 event->turn_id = e->finished->turn_id;
@@ -1188,9 +1206,9 @@ void sb_call_free(sb_call *call) {
     call_destroy(call);
 }
 
-int sb_prompt(sb_client *c, const sb_prompt_request *r, sb_event_fn on_event, void *user, sb_error *err) {
-    sb_error local;
-    sb_call *call = sb_prompt_start(c, r, &local);
+/* Runs a started (or failed to start: NULL) streaming call to its end with a callback. */
+static int run_with_callback(sb_call *call, const sb_error *start_error, sb_event_fn on_event, void *user, sb_error *err) {
+    sb_error local = *start_error;
     if (!call) {
         if (err) *err = local;
         return local.code;
@@ -1208,4 +1226,66 @@ int sb_prompt(sb_client *c, const sb_prompt_request *r, sb_event_fn on_event, vo
     if (err) *err = local;
     sb_call_free(call);
     return code;
+}
+
+int sb_prompt(sb_client *c, const sb_prompt_request *r, sb_event_fn on_event, void *user, sb_error *err) {
+    sb_error local;
+    sb_call *call = sb_prompt_start(c, r, &local);
+    return run_with_callback(call, &local, on_event, user, err);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Attach and turn history                                                   */
+
+sb_call *sb_attach_start(sb_client *c, const sb_attach_request *r, sb_error *err) {
+    if (!r || !r->session_id) {
+        sb__fail(err, SB_INVALID_ARGUMENT, "an attach request needs session_id");
+        return NULL;
+    }
+    Switchboard__V1__AttachRequest req = SWITCHBOARD__V1__ATTACH_REQUEST__INIT;
+    req.session_id = (char *)r->session_id;
+    req.turn_id = (char *)(r->turn_id ? r->turn_id : "");
+    req.after_sequence = r->after_sequence;
+    Switchboard__V1__Payload payload = SWITCHBOARD__V1__PAYLOAD__INIT;
+    payload.body_case = SWITCHBOARD__V1__PAYLOAD__BODY_ATTACH_REQUEST;
+    payload.attach_request = &req;
+    sb_call *call = call_new(c, CALL_STREAM);
+    if (!call) {
+        sb__fail(err, SB_INTERNAL, "out of memory");
+        return NULL;
+    }
+    if (start_call(call, M_ATTACH, &payload, r->timeout_ms, err) != SB_OK) {
+        free(call);
+        return NULL;
+    }
+    sb__ok(err);
+    return call;
+}
+
+int sb_attach(sb_client *c, const sb_attach_request *r, sb_event_fn on_event, void *user, sb_error *err) {
+    sb_error local;
+    sb_call *call = sb_attach_start(c, r, &local);
+    return run_with_callback(call, &local, on_event, user, err);
+}
+
+int sb_list_turns(sb_client *c, const sb_list_turns_request *r, sb_turn_list *out, sb_error *err) {
+    if (!r || !r->session_id || !out) return sb__fail(err, SB_INVALID_ARGUMENT, "a list-turns request needs session_id and out");
+    Switchboard__V1__ListTurnsRequest req = SWITCHBOARD__V1__LIST_TURNS_REQUEST__INIT;
+    req.session_id = (char *)r->session_id;
+    req.page_size = r->page_size;
+    req.page_token = (char *)(r->page_token ? r->page_token : "");
+    req.include_output = r->include_output ? 1 : 0;
+    Switchboard__V1__Payload payload = SWITCHBOARD__V1__PAYLOAD__INIT;
+    payload.body_case = SWITCHBOARD__V1__PAYLOAD__BODY_LIST_TURNS_REQUEST;
+    payload.list_turns_request = &req;
+    Switchboard__V1__Frame *end;
+    int rc = unary(c, M_LIST_TURNS, &payload, SWITCHBOARD__V1__PAYLOAD__BODY_LIST_TURNS_RESPONSE, &end, err);
+    if (rc != SB_OK) return rc;
+    rc = sb__turn_list_from(end->end->payload->list_turns_response, out);
+    free_frame(end);
+    return rc == SB_OK ? rc : sb__fail(err, rc, "out of memory");
+}
+
+void sb__drop_connection(sb_client *c) {
+    shutdown(c->fd, SHUT_RDWR);
 }

@@ -26,12 +26,18 @@ int sb__session_list_from(const Switchboard__V1__ListSessionsResponse *in, sb_se
 int sb__close_result_from(const Switchboard__V1__CloseSessionResponse *in, sb_close_result *out);
 int sb__server_status_from(const Switchboard__V1__ServerStatus *in, sb_server_status *out);
 int sb__session_status_from(const Switchboard__V1__SessionStatus *in, sb_session_status *out);
+int sb__turn_list_from(const Switchboard__V1__ListTurnsResponse *in, sb_turn_list *out);
 
 /* Testing hooks (used by the tests and the conformance runner, not part of
  * the public API). */
 
 /* Writes `len` raw bytes on the connection as they are (no framing). */
 int sb__write_raw(sb_client *client, const void *bytes, size_t len, sb_error *err);
+
+/* Cuts the connection (shutdown of the socket) without telling the server
+ * anything: open calls end UNAVAILABLE and no Cancel is sent, as when the
+ * client process dies. */
+void sb__drop_connection(sb_client *client);
 
 /* Packs `frame` with its 4-byte big-endian length prefix into a malloc'ed
  * buffer; returns NULL when out of memory. */

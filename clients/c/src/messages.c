@@ -165,6 +165,22 @@ static void turn_clear(sb_turn_summary *t) {
     free(t->prompt_preview);
 }
 
+/* Copies one summary (NULL reads as all defaults); clears `ok` when out of memory. */
+static void turn_from(const Switchboard__V1__TurnSummary *t, sb_turn_summary *o, int *ok) {
+    static const Switchboard__V1__TurnSummary empty = SWITCHBOARD__V1__TURN_SUMMARY__INIT;
+    if (!t) t = &empty;
+    o->turn_id = dup_into(t->turn_id, ok);
+    o->state = (int)t->state;
+    o->code = t->code;
+    o->message = dup_into(t->message, ok);
+    o->stop_reason = dup_into(t->stop_reason, ok);
+    o->chunks = t->chunks;
+    o->bytes = t->bytes;
+    o->started_at_ms = t->started_at_ms;
+    o->ended_at_ms = t->ended_at_ms;
+    o->prompt_preview = dup_into(t->prompt_preview, ok);
+}
+
 void sb_session_status_clear(sb_session_status *s) {
     if (!s) return;
     sb_session_clear(&s->session);
@@ -184,23 +200,57 @@ int sb__session_status_from(const Switchboard__V1__SessionStatus *in, sb_session
     }
     out->n_turns = in->n_turns;
     int ok = 1;
-    for (size_t i = 0; i < in->n_turns; i++) {
-        static const Switchboard__V1__TurnSummary empty = SWITCHBOARD__V1__TURN_SUMMARY__INIT;
-        const Switchboard__V1__TurnSummary *t = in->turns[i] ? in->turns[i] : &empty;
-        sb_turn_summary *o = &out->turns[i];
-        o->turn_id = dup_into(t->turn_id, &ok);
-        o->state = (int)t->state;
-        o->code = t->code;
-        o->message = dup_into(t->message, &ok);
-        o->stop_reason = dup_into(t->stop_reason, &ok);
-        o->chunks = t->chunks;
-        o->bytes = t->bytes;
-        o->started_at_ms = t->started_at_ms;
-        o->ended_at_ms = t->ended_at_ms;
-        o->prompt_preview = dup_into(t->prompt_preview, &ok);
-    }
+    for (size_t i = 0; i < in->n_turns; i++) turn_from(in->turns[i], &out->turns[i], &ok);
     if (!ok) {
         sb_session_status_clear(out);
+        return SB_INTERNAL;
+    }
+    return SB_OK;
+}
+
+void sb_turn_list_clear(sb_turn_list *list) {
+    if (!list) return;
+    for (size_t i = 0; i < list->n_turns; i++) {
+        turn_clear(&list->turns[i].summary);
+        free(list->turns[i].prompt);
+        free(list->turns[i].output);
+    }
+    free(list->turns);
+    free(list->next_page_token);
+    memset(list, 0, sizeof *list);
+}
+
+int sb__turn_list_from(const Switchboard__V1__ListTurnsResponse *in, sb_turn_list *out) {
+    memset(out, 0, sizeof *out);
+    int ok = 1;
+    out->next_page_token = dup_into(in->next_page_token, &ok);
+    if (ok && in->n_turns > 0) {
+        out->turns = calloc(in->n_turns, sizeof *out->turns);
+        if (!out->turns) ok = 0;
+    }
+    if (ok && out->turns) {
+        out->n_turns = in->n_turns;
+        for (size_t i = 0; i < in->n_turns; i++) {
+            static const Switchboard__V1__TurnRecord empty = SWITCHBOARD__V1__TURN_RECORD__INIT;
+            const Switchboard__V1__TurnRecord *r = in->turns[i] ? in->turns[i] : &empty;
+            sb_turn_record *o = &out->turns[i];
+            turn_from(r->summary, &o->summary, &ok);
+            o->accepted_at_ms = r->summary ? r->summary->accepted_at_ms : 0;
+            o->prompt = dup_into(r->prompt, &ok);
+            /* One byte more than the data: output is never NULL and reads as a C string. */
+            o->output = malloc(r->output.len + 1);
+            if (!o->output) {
+                ok = 0;
+            } else {
+                if (r->output.len > 0) memcpy(o->output, r->output.data, r->output.len);
+                o->output[r->output.len] = '\0';
+                o->output_len = r->output.len;
+            }
+            o->output_dropped = r->output_dropped ? 1 : 0;
+        }
+    }
+    if (!ok) {
+        sb_turn_list_clear(out);
         return SB_INTERNAL;
     }
     return SB_OK;

@@ -801,6 +801,352 @@ static void test_hostile_server(void) {
 }
 
 /* ------------------------------------------------------------------------- */
+/* Ownership, turn history and attach                                        */
+
+static void test_welcome_peer(void) {
+    sb_client *c = connect_to(&fast);
+    REQUIRE(c);
+    const sb_welcome *w = sb_client_welcome(c);
+    CHECK(w->peer_uid == (uint32_t)getuid());
+    sb_error err;
+    sb_create_request req = { .session_id = sid("owner") };
+    sb_session s;
+    REQUIRE(sb_create_session(c, &req, &s, &err) == SB_OK);
+    CHECK(s.owner_uid == (uint32_t)getuid());
+    sb_session_clear(&s);
+    sb_close_session(c, req.session_id, NULL, NULL, NULL);
+    sb_close(c);
+}
+
+/* Runs one prompt to its end with the iterator; copies its turn id into
+ * `turn_id`. Returns the call's code. */
+static int run_turn(sb_client *c, const char *session_id, const char *text, char *turn_id, size_t size) {
+    sb_prompt_request pr = { .session_id = session_id, .prompt = text };
+    sb_error err;
+    sb_call *call = sb_prompt_start(c, &pr, &err);
+    if (!call) return err.code;
+    sb_prompt_event e;
+    int r;
+    while ((r = sb_call_next(call, &e, &err)) == 1) {
+        if (e.kind == SB_EVENT_ACCEPTED) snprintf(turn_id, size, "%s", e.turn_id);
+    }
+    sb_call_free(call);
+    return r == 0 ? SB_OK : err.code;
+}
+
+static void test_list_turns(void) {
+    sb_client *c = connect_to(&fast);
+    REQUIRE(c);
+    sb_error err;
+    const char *id = sid("history");
+    sb_create_request req = { .session_id = id };
+    sb_session s;
+    REQUIRE(sb_create_session(c, &req, &s, &err) == SB_OK);
+    sb_session_clear(&s);
+
+    /* A session without turns lists nothing. */
+    sb_list_turns_request lr = { .session_id = id };
+    sb_turn_list list;
+    REQUIRE(sb_list_turns(c, &lr, &list, &err) == SB_OK);
+    CHECK(list.n_turns == 0 && list.turns == NULL && strcmp(list.next_page_token, "") == 0);
+    sb_turn_list_clear(&list);
+
+    const char *prompts[3] = { "first turn", "the second turn", "and the third turn here" };
+    char ids[3][128];
+    for (int i = 0; i < 3; i++) REQUIRE(run_turn(c, id, prompts[i], ids[i], sizeof ids[i]) == SB_OK);
+
+    lr.page_size = 2;
+    REQUIRE(sb_list_turns(c, &lr, &list, &err) == SB_OK);
+    CHECK(list.n_turns == 2);
+    CHECK(strcmp(list.next_page_token, "") != 0);
+    for (size_t i = 0; i < list.n_turns && i < 2; i++) {
+        CHECK(strcmp(list.turns[i].summary.turn_id, ids[i]) == 0);
+        CHECK(list.turns[i].summary.state == SB_TURN_FINISHED && list.turns[i].summary.code == SB_OK);
+        CHECK(strcmp(list.turns[i].summary.prompt_preview, prompts[i]) == 0);
+        /* Without include_output: no prompt, no output, but never NULL. */
+        CHECK(strcmp(list.turns[i].prompt, "") == 0);
+        CHECK(list.turns[i].output != NULL && list.turns[i].output_len == 0);
+    }
+    char token[256];
+    snprintf(token, sizeof token, "%s", list.next_page_token);
+    sb_turn_list_clear(&list);
+    CHECK(list.turns == NULL && list.next_page_token == NULL);
+
+    lr.page_token = token;
+    REQUIRE(sb_list_turns(c, &lr, &list, &err) == SB_OK);
+    CHECK(list.n_turns == 1 && strcmp(list.next_page_token, "") == 0);
+    if (list.n_turns == 1) CHECK(strcmp(list.turns[0].summary.turn_id, ids[2]) == 0);
+    sb_turn_list_clear(&list);
+
+    sb_list_turns_request full = { .session_id = id, .include_output = 1 };
+    REQUIRE(sb_list_turns(c, &full, &list, &err) == SB_OK);
+    CHECK(list.n_turns == 3);
+    for (size_t i = 0; i < list.n_turns && i < 3; i++) {
+        const sb_turn_record *t = &list.turns[i];
+        CHECK(strcmp(t->summary.turn_id, ids[i]) == 0);
+        CHECK(strcmp(t->prompt, prompts[i]) == 0);
+        CHECK(t->output_len == strlen(prompts[i]) && memcmp(t->output, prompts[i], t->output_len) == 0);
+        CHECK(t->output[t->output_len] == '\0');
+        CHECK(!t->output_dropped);
+        CHECK(t->summary.bytes == strlen(prompts[i]));
+        CHECK(t->accepted_at_ms > 0 && t->accepted_at_ms <= t->summary.started_at_ms);
+    }
+    sb_turn_list_clear(&list);
+    sb_turn_list_clear(NULL);
+
+    sb_list_turns_request missing = { .session_id = "no-such-session" };
+    CHECK_CODE(sb_list_turns(c, &missing, &list, &err), SB_NOT_FOUND, err);
+    sb_list_turns_request bad_token = { .session_id = id, .page_token = "not-a-token" };
+    CHECK_CODE(sb_list_turns(c, &bad_token, &list, &err), SB_INVALID_ARGUMENT, err);
+    CHECK_CODE(sb_list_turns(c, NULL, &list, &err), SB_INVALID_ARGUMENT, err);
+    sb_close_session(c, id, NULL, NULL, NULL);
+    sb_close(c);
+}
+
+/* What an attach delivered. */
+typedef struct attached {
+    int attached, finished, order_ok;
+    char turn_id[128];
+    int turn_state;
+    uint64_t last_sequence, first_sequence, next_sequence, finished_chunks;
+    char text[4096];
+    size_t len;
+    int cancel_after_outputs;  /* 0 = never */
+    int outputs;
+} attached;
+
+static int collect_attach(const sb_prompt_event *e, void *user) {
+    attached *a = user;
+    switch (e->kind) {
+    case SB_EVENT_ATTACHED:
+        if (a->attached++ || a->outputs || a->finished) a->order_ok = 0;
+        snprintf(a->turn_id, sizeof a->turn_id, "%s", e->turn_id);
+        a->turn_state = e->turn_state;
+        a->last_sequence = e->last_sequence;
+        break;
+    case SB_EVENT_OUTPUT:
+        if (!a->attached || a->finished) a->order_ok = 0;
+        if (a->outputs == 0) a->first_sequence = e->sequence;
+        else if (e->sequence != a->next_sequence) a->order_ok = 0;
+        a->next_sequence = e->sequence + 1;
+        a->outputs++;
+        if (a->len + e->len < sizeof a->text) {
+            memcpy(a->text + a->len, e->data, e->len);
+            a->len += e->len;
+            a->text[a->len] = '\0';
+        }
+        if (a->cancel_after_outputs && a->outputs == a->cancel_after_outputs) return 1;
+        break;
+    case SB_EVENT_FINISHED:
+        if (!a->attached || a->finished++) a->order_ok = 0;
+        a->finished_chunks = e->chunks;
+        break;
+    default:
+        a->order_ok = 0;  /* accepted/started never come on an attach */
+    }
+    return 0;
+}
+
+static void attached_init(attached *a) {
+    memset(a, 0, sizeof *a);
+    a->order_ok = 1;
+}
+
+static void test_attach(void) {
+    sb_client *c = connect_to(&fast);
+    REQUIRE(c);
+    sb_error err;
+    const char *id = sid("attach");
+    sb_create_request req = { .session_id = id };
+    sb_session s;
+    REQUIRE(sb_create_session(c, &req, &s, &err) == SB_OK);
+    sb_session_clear(&s);
+
+    /* No turns yet: NOT_FOUND. */
+    sb_attach_request none = { .session_id = id };
+    CHECK_CODE(sb_attach(c, &none, NULL, NULL, &err), SB_NOT_FOUND, err);
+
+    /* The turn, remembering what its chunks after the 10th said. */
+    char *text = words(30);
+    char turn[128] = "";
+    char want[512] = "";
+    size_t want_len = 0;
+    sb_prompt_request pr = { .session_id = id, .prompt = text };
+    sb_call *call = sb_prompt_start(c, &pr, &err);
+    REQUIRE(call);
+    sb_prompt_event e;
+    int r;
+    while ((r = sb_call_next(call, &e, &err)) == 1) {
+        if (e.kind == SB_EVENT_ACCEPTED) snprintf(turn, sizeof turn, "%s", e.turn_id);
+        if (e.kind == SB_EVENT_OUTPUT && e.sequence > 10 && want_len + e.len < sizeof want) {
+            memcpy(want + want_len, e.data, e.len);
+            want_len += e.len;
+            want[want_len] = '\0';
+        }
+    }
+    REQUIRE(r == 0);
+    sb_call_free(call);
+
+    /* After chunk 10 with the iterator: attached, exactly 11..30, finished, OK. */
+    sb_attach_request ar = { .session_id = id, .turn_id = turn, .after_sequence = 10 };
+    call = sb_attach_start(c, &ar, &err);
+    REQUIRE(call);
+    attached a;
+    attached_init(&a);
+    while ((r = sb_call_next(call, &e, &err)) == 1) collect_attach(&e, &a);
+    CHECK(r == 0);
+    sb_call_free(call);
+    CHECK(a.attached == 1 && a.finished == 1 && a.order_ok);
+    CHECK(strcmp(a.turn_id, turn) == 0);
+    CHECK(a.turn_state == SB_TURN_FINISHED && a.last_sequence == 30);
+    CHECK(a.outputs == 20 && a.first_sequence == 11 && a.next_sequence == 31);
+    CHECK(strcmp(a.text, want) == 0);
+    CHECK(a.finished_chunks == 30);
+
+    /* Without a turn id: the most recent turn, from the start, with the callback. */
+    attached_init(&a);
+    sb_attach_request latest = { .session_id = id };
+    CHECK_CODE(sb_attach(c, &latest, collect_attach, &a, &err), SB_OK, err);
+    CHECK(strcmp(a.turn_id, turn) == 0 && a.outputs == 30 && strcmp(a.text, text) == 0 && a.order_ok);
+
+    /* After the last chunk: nothing to replay, still attached + finished. */
+    attached_init(&a);
+    ar.after_sequence = 30;
+    CHECK_CODE(sb_attach(c, &ar, collect_attach, &a, &err), SB_OK, err);
+    CHECK(a.attached == 1 && a.outputs == 0 && a.finished == 1);
+
+    sb_attach_request bad_turn = { .session_id = id, .turn_id = "t-no-such-turn" };
+    CHECK_CODE(sb_attach(c, &bad_turn, NULL, NULL, &err), SB_NOT_FOUND, err);
+    sb_attach_request bad_session = { .session_id = "no-such-session" };
+    CHECK_CODE(sb_attach(c, &bad_session, NULL, NULL, &err), SB_NOT_FOUND, err);
+    CHECK_CODE(sb_attach(c, NULL, NULL, NULL, &err), SB_INVALID_ARGUMENT, err);
+    CHECK(sb_attach_start(c, NULL, &err) == NULL);
+    free(text);
+    sb_close_session(c, id, NULL, NULL, NULL);
+    sb_close(c);
+}
+
+/* The attach ends with the turn's status; cancelling an attach leaves the turn alone. */
+static void test_attach_status_and_cancel(void) {
+    sb_client *c = connect_to(&slow);
+    sb_client *watcher = connect_to(&slow);
+    REQUIRE(c && watcher);
+    sb_error err;
+    const char *id = sid("attach-slow");
+    sb_create_request req = { .session_id = id };
+    sb_session s;
+    REQUIRE(sb_create_session(c, &req, &s, &err) == SB_OK);
+    sb_session_clear(&s);
+
+    /* A cancelled turn: attaching to it ends CANCELLED. */
+    char *text = words(50);
+    collected col;
+    collected_init(&col);
+    col.cancel_after = 2;
+    sb_prompt_request pr = { .session_id = id, .prompt = text };
+    CHECK_CODE(sb_prompt(c, &pr, collect, &col, &err), SB_CANCELLED, err);
+    attached a;
+    attached_init(&a);
+    sb_attach_request latest = { .session_id = id };
+    CHECK_CODE(sb_attach(watcher, &latest, collect_attach, &a, &err), SB_CANCELLED, err);
+    CHECK(a.attached == 1 && a.finished == 1 && a.turn_state == SB_TURN_FINISHED);
+
+    /* A running turn followed by a second connection that gives up after one chunk. */
+    char *twenty = words(20);
+    pr.prompt = twenty;
+    sb_call *prompt = sb_prompt_start(c, &pr, &err);
+    REQUIRE(prompt);
+    sb_prompt_event e;
+    char turn[128] = "";
+    int r;
+    while ((r = sb_call_next(prompt, &e, &err)) == 1 && e.kind != SB_EVENT_ACCEPTED) {
+    }
+    REQUIRE(r == 1);
+    snprintf(turn, sizeof turn, "%s", e.turn_id);
+    attached_init(&a);
+    a.cancel_after_outputs = 1;
+    sb_attach_request follow = { .session_id = id, .turn_id = turn };
+    CHECK_CODE(sb_attach(watcher, &follow, collect_attach, &a, &err), SB_CANCELLED, err);
+    CHECK(a.attached == 1 && a.outputs >= 1 && strcmp(a.turn_id, turn) == 0);
+    /* The prompt goes on to its end with all its output. */
+    size_t total = 0;
+    while ((r = sb_call_next(prompt, &e, &err)) == 1) {
+        if (e.kind == SB_EVENT_OUTPUT) total += e.len;
+    }
+    CHECK(r == 0);
+    CHECK(total == strlen(twenty));
+    sb_call_free(prompt);
+    free(twenty);
+    free(text);
+    sb_close_session(c, id, NULL, NULL, NULL);
+    sb_close(watcher);
+    sb_close(c);
+}
+
+/* A client that vanishes mid-turn: by default the turn runs on and a new
+ * connection attaches after the last chunk it had; with cancel_on_disconnect
+ * the turn is cancelled. */
+static void test_detached_turns(void) {
+    for (int cancel_on_disconnect = 0; cancel_on_disconnect <= 1; cancel_on_disconnect++) {
+        sb_client *gone = connect_to(&slow);
+        REQUIRE(gone);
+        sb_error err;
+        const char *id = sid(cancel_on_disconnect ? "detached-cod" : "detached");
+        sb_create_request req = { .session_id = id };
+        sb_session s;
+        REQUIRE(sb_create_session(gone, &req, &s, &err) == SB_OK);
+        sb_session_clear(&s);
+        char *text = words(25);
+        sb_prompt_request pr = { .session_id = id, .prompt = text, .cancel_on_disconnect = cancel_on_disconnect };
+        sb_call *call = sb_prompt_start(gone, &pr, &err);
+        REQUIRE(call);
+        char turn[128] = "";
+        char got[512] = "";
+        size_t len = 0;
+        uint64_t last = 0;
+        sb_prompt_event e;
+        int r;
+        while ((r = sb_call_next(call, &e, &err)) == 1) {
+            if (e.kind == SB_EVENT_ACCEPTED) snprintf(turn, sizeof turn, "%s", e.turn_id);
+            if (e.kind == SB_EVENT_OUTPUT) {
+                memcpy(got + len, e.data, e.len);
+                len += e.len;
+                got[len] = '\0';
+                last = e.sequence;
+                if (last == 3) break;
+            }
+        }
+        REQUIRE(r == 1 && last == 3);
+        sb__drop_connection(gone);
+        while ((r = sb_call_next(call, &e, &err)) == 1) {
+        }
+        CHECK(r == -1);
+        CHECK_CODE(err.code, SB_UNAVAILABLE, err);
+        sb_call_free(call);
+        sb_close(gone);
+
+        sb_client *c = connect_to(&slow);
+        REQUIRE(c);
+        attached a;
+        attached_init(&a);
+        sb_attach_request ar = { .session_id = id, .turn_id = turn, .after_sequence = last };
+        if (cancel_on_disconnect) {
+            CHECK_CODE(sb_attach(c, &ar, collect_attach, &a, &err), SB_CANCELLED, err);
+            CHECK(a.finished_chunks < 25);
+        } else {
+            CHECK_CODE(sb_attach(c, &ar, collect_attach, &a, &err), SB_OK, err);
+            CHECK(a.order_ok && a.first_sequence == 4 && a.next_sequence == 26 && a.finished_chunks == 25);
+            CHECK(len + a.len < sizeof got);
+            if (len + a.len < sizeof got) memcpy(got + len, a.text, a.len + 1);
+            CHECK(strcmp(got, text) == 0);
+        }
+        free(text);
+        sb_close_session(c, id, NULL, NULL, NULL);
+        sb_close(c);
+    }
+}
+
+/* ------------------------------------------------------------------------- */
 
 typedef struct test {
     const char *name;
@@ -839,6 +1185,11 @@ int main(void) {
         { "response_too_large", test_response_too_large },
         { "bad_frames", test_bad_frames },
         { "hostile_server", test_hostile_server },
+        { "welcome_peer", test_welcome_peer },
+        { "list_turns", test_list_turns },
+        { "attach", test_attach },
+        { "attach_status_and_cancel", test_attach_status_and_cancel },
+        { "detached_turns", test_detached_turns },
     };
     size_t n = sizeof tests / sizeof tests[0];
     size_t failed_tests = 0;

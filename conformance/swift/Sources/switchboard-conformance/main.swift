@@ -561,6 +561,190 @@ struct Runner {
         }
     }
 
+    // MARK: ownership, turn history, attach
+
+    func ownership_peer() async throws {
+        let id = sid("own")
+        let uid = UInt32(getuid())
+        try await withClient { client in
+            try check(client.welcome.peer.uid == uid, "Welcome peer uid \(client.welcome.peer.uid), this process is uid \(uid)")
+            let created = try await client.createSession(CreateSessionRequest(sessionID: id))
+            try check(created.ownerUID == uid, "owner_uid \(created.ownerUID) on create")
+            try check(try await client.getSession(id: id).ownerUID == uid, "owner_uid on get")
+            _ = try await client.sessionStatus(id: id)
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    func list_turns_paging() async throws {
+        let id = sid("lt")
+        let prompts = try p("prompts").split(separator: "|").map(String.init)
+        let pageSize = UInt32(try n("page_size"))
+        let firstCount = try n("expect.first_page")
+        let secondCount = try n("expect.second_page")
+        let unknown = try e("unknown_session")
+        try check(firstCount + secondCount == prompts.count, "expectations do not add up to the prompts")
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            let empty = try await client.listTurns(ListTurnsRequest(sessionID: id))
+            try check(empty.turns.isEmpty && empty.nextPageToken.isEmpty, "session without turns: \(empty)")
+            var ids: [String] = []
+            for prompt in prompts {
+                var iterator = client.prompt(sessionID: id, prompt).makeAsyncIterator()
+                guard case .accepted(let accepted)? = try await iterator.next() else { throw Failure("not accepted") }
+                ids.append(accepted.turnID)
+                _ = try await drain(&iterator)
+            }
+            let first = try await client.listTurns(ListTurnsRequest(sessionID: id, pageSize: pageSize))
+            try check(first.turns.count == firstCount && !first.nextPageToken.isEmpty, "first page \(first)")
+            for (index, turn) in first.turns.enumerated() {
+                try check(turn.summary.turnID == ids[index], "turn \(index) is \(turn.summary.turnID), want \(ids[index])")
+                try check(turn.summary.state == .finished && turn.summary.code == .ok, "turn \(index) \(turn.summary)")
+                try check(turn.summary.promptPreview == prompts[index], "preview \(turn.summary.promptPreview)")
+                try check(turn.prompt.isEmpty && turn.output.isEmpty, "prompt/output without include_output")
+            }
+            let second = try await client.listTurns(ListTurnsRequest(sessionID: id, pageSize: pageSize, pageToken: first.nextPageToken))
+            try check(second.turns.count == secondCount && second.nextPageToken.isEmpty, "second page \(second)")
+            try check(second.turns.map(\.summary.turnID) == Array(ids[firstCount...]), "second page turns")
+            let full = try await client.listTurns(ListTurnsRequest(sessionID: id, pageSize: UInt32(prompts.count), includeOutput: true))
+            try check(full.turns.map(\.summary.turnID) == ids, "include_output turns")
+            for (turn, prompt) in zip(full.turns, prompts) {
+                try check(turn.prompt == prompt && turn.output == Array(prompt.utf8), "record \(turn)")
+                try check(!turn.outputDropped, "output_dropped")
+            }
+            try await expectCode(unknown, "unknown session") { _ = try await client.listTurns(ListTurnsRequest(sessionID: sid("lt-missing"))) }
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    func attach_after_sequence() async throws {
+        let id = sid("att")
+        let text = words(try n("words"))
+        let after = UInt64(try n("after_sequence"))
+        let code = try e("code")
+        let state = try e("state")
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            var turnID = ""
+            var chunks: [OutputChunk] = []
+            for try await event in client.prompt(sessionID: id, text) {
+                switch event {
+                case .accepted(let accepted): turnID = accepted.turnID
+                case .output(let chunk): chunks.append(chunk)
+                default: break
+                }
+            }
+            let total = UInt64(chunks.count)
+            try check(total > after, "the prompt gave only \(total) chunks")
+            let replay = try await attachParts(client.attach(sessionID: id, turnID: turnID, afterSequence: after), code: code)
+            try check(replay.attached.turnID == turnID, "attached to \(replay.attached.turnID)")
+            try check(replay.attached.state.description.uppercased() == state, "state \(replay.attached.state)")
+            try check(replay.attached.lastSequence == total, "last_sequence \(replay.attached.lastSequence), want \(total)")
+            try check(replay.outputs == Array(chunks[Int(after)...]), "chunks differ from the prompt's: \(replay.outputs.map(\.sequence))")
+            try check(replay.finished.turnID == turnID && replay.finished.chunks == total, "finished \(replay.finished)")
+            let all = try await attachParts(client.attach(sessionID: id), code: "OK")
+            try check(all.attached.turnID == turnID, "empty turn id: not the most recent turn")
+            try check(all.outputs.map(\.sequence) == Array(1...total), "from 0: sequences")
+            try check(all.outputs.flatMap(\.data) == Array(text.utf8), "from 0: output != prompt")
+            let none = try await attachParts(client.attach(sessionID: id, turnID: turnID, afterSequence: total), code: "OK")
+            try check(none.outputs.isEmpty, "after the last chunk: \(none.outputs.count) chunks")
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    func attach_cancelled_turn() async throws {
+        let id = sid("attc")
+        let count = try n("words")
+        let after = try n("cancel_after_chunks")
+        let code = try e("code")
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            // Cancelling the iterating task sends a Cancel frame (see cancel_mid_stream).
+            let consumer = Task { () -> (String, SwitchboardError?) in
+                var turnID = ""
+                var chunks = 0
+                do {
+                    for try await event in client.prompt(sessionID: id, words(count)) {
+                        if case .accepted(let accepted) = event { turnID = accepted.turnID }
+                        if case .output = event {
+                            chunks += 1
+                            if chunks == after { withUnsafeCurrentTask { $0?.cancel() } }
+                        }
+                    }
+                    return (turnID, nil)
+                } catch let error as SwitchboardError {
+                    return (turnID, error)
+                } catch {
+                    return (turnID, SwitchboardError(code: .unknown, message: "\(error)"))
+                }
+            }
+            let (turnID, error) = await consumer.value
+            try check(error?.code.name == code, "prompt ended with \(String(describing: error)), want \(code)")
+            try await withClient { other in
+                let parts = try await attachParts(other.attach(sessionID: id, turnID: turnID), code: code)
+                try check(parts.attached.state == .finished, "state \(parts.attached.state)")
+                try check(parts.outputs.count >= after && parts.outputs.count < count, "\(parts.outputs.count) chunks kept")
+                try check(parts.outputs.map(\.sequence) == (0..<parts.outputs.count).map { UInt64($0 + 1) }, "sequences")
+                try check(parts.finished.chunks == UInt64(parts.outputs.count), "finished \(parts.finished)")
+            }
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    func attach_not_found() async throws {
+        let id = sid("atnf")
+        let code = try e("code")
+        let badTurn = try p("bad_turn_id")
+        try await withClient { client in
+            _ = try await client.createSession(CreateSessionRequest(sessionID: id))
+            try await expectCode(code, "session without turns") { for try await _ in client.attach(sessionID: id) {} }
+            _ = try await output(client.prompt(sessionID: id, "one turn"))
+            try await expectCode(code, "unknown turn") { for try await _ in client.attach(sessionID: id, turnID: badTurn) {} }
+            try await expectCode(code, "unknown session") { for try await _ in client.attach(sessionID: sid("atnf-missing")) {} }
+            _ = try await client.closeSession(id: id)
+        }
+    }
+
+    func attach_after_disconnect() async throws {
+        let count = try n("words")
+        let cut = try n("disconnect_after_chunks")
+        let code = try e("code")
+        let cancelledCode = try e("cancel_on_disconnect_code")
+        let text = words(count)
+        for cancelOnDisconnect in [false, true] {
+            let id = sid(cancelOnDisconnect ? "atd-cod" : "atd")
+            var configuration = ClientConfiguration()
+            configuration.clientName = "conformance-swift"
+            let gone = try await SwitchboardClient.connect(socketPath: socketPath, configuration: configuration)
+            _ = try await gone.createSession(CreateSessionRequest(sessionID: id))
+            var iterator = gone.prompt(sessionID: id, text, cancelOnDisconnect: cancelOnDisconnect, resume: .off).makeAsyncIterator()
+            var turnID = ""
+            var first: [OutputChunk] = []
+            while first.count < cut, let event = try await iterator.next() {
+                if case .accepted(let accepted) = event { turnID = accepted.turnID }
+                if case .output(let chunk) = event { first.append(chunk) }
+            }
+            try check(first.count == cut, "prompt ended after \(first.count) chunks")
+            // The connection goes away under the open call, without a Cancel.
+            await gone.close()
+            _ = try? await iterator.next()
+            try await withClient { client in
+                if cancelOnDisconnect {
+                    let parts = try await attachParts(client.attach(sessionID: id, turnID: turnID, afterSequence: UInt64(cut)), code: cancelledCode)
+                    try check(parts.finished.chunks < UInt64(count), "the turn ran to its end: \(parts.finished)")
+                } else {
+                    let rest = try await attachParts(client.attach(sessionID: id, turnID: turnID, afterSequence: UInt64(cut)), code: code)
+                    try check(rest.attached.turnID == turnID, "attached to another turn")
+                    let all = first + rest.outputs
+                    try check(all.map(\.sequence) == (1...count).map { UInt64($0) }, "sequences \(all.map(\.sequence))")
+                    try check(all.flatMap(\.data) == Array(text.utf8), "the two parts are not the prompt")
+                    try check(rest.finished.chunks == UInt64(count), "finished \(rest.finished)")
+                }
+                _ = try await client.closeSession(id: id)
+            }
+        }
+    }
+
     // MARK: bad frames (raw: the library never sends such bytes)
 
     func bad_frame() async throws {
@@ -573,6 +757,26 @@ struct Runner {
         try check(goAway.code.name == (try e("code")), "GoAway \(goAway)")
         try check(try raw.isClosed(), "connection still open after GoAway")
     }
+}
+
+/// An attach stream's parts: attached, the output chunks, finished (checked to come in
+/// that order); the stream must end with the status named `code`.
+func attachParts(_ stream: PromptStream, code: String) async throws -> (attached: TurnAttached, outputs: [OutputChunk], finished: TurnFinished) {
+    var events: [PromptEvent] = []
+    do {
+        for try await event in stream { events.append(event) }
+        try check(code == "OK", "attach ended OK, want \(code)")
+    } catch let error as SwitchboardError {
+        try check(error.code.name == code, "attach ended with \(error), want \(code)")
+    }
+    guard case .attached(let attached)? = events.first, case .finished(let finished)? = events.last, events.count >= 2 else {
+        throw Failure("events \(events)")
+    }
+    let outputs = try events.dropFirst().dropLast().map { event -> OutputChunk in
+        guard case .output(let chunk) = event else { throw Failure("not output between attached and finished: \(event)") }
+        return chunk
+    }
+    return (attached, outputs, finished)
 }
 
 /// The rest of a stream's output; throws the call's error.
@@ -727,6 +931,12 @@ let scenarios: [String: (Runner) async throws -> Void] = [
     "worker_serves_turn": { try await $0.worker_serves_turn() },
     "worker_fail": { try await $0.worker_fail() },
     "worker_cancellation": { try await $0.worker_cancellation() },
+    "ownership_peer": { try await $0.ownership_peer() },
+    "list_turns_paging": { try await $0.list_turns_paging() },
+    "attach_after_sequence": { try await $0.attach_after_sequence() },
+    "attach_cancelled_turn": { try await $0.attach_cancelled_turn() },
+    "attach_not_found": { try await $0.attach_not_found() },
+    "attach_after_disconnect": { try await $0.attach_after_disconnect() },
 ]
 guard let run = scenarios[scenario] else {
     printError("unknown scenario \(scenario)")
