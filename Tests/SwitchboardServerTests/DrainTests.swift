@@ -31,6 +31,36 @@ struct DrainTests {
         return (TestServer(server: server, registry: registry, path: configuration.socketPath, runTask: runTask), dir)
     }
 
+    /// Regression: the drain's wait for detached turns armed a timer for the end
+    /// of the grace; when the turns ended first, the timer later found a stale
+    /// entry and trapped on an index out of range, killing the process after the
+    /// drain had finished.
+    @Test func aDrainWhoseDetachedTurnsEndEarlyLeavesNoTimerThatTraps() async throws {
+        let grace = TestTimeScale.seconds(1)
+        let (server, dir) = try await Self.startServer(tokenDelay: .milliseconds(5), grace: grace)
+        defer { removeDirectory(dir) }
+        let observer = try await server.connectAndHandshake()
+        try await observer.createSession("early")
+        do {
+            // A turn of about 300 ms whose client goes away: it runs on, detached.
+            let client = try await server.connectAndHandshake()
+            let promptID = try await client.startPrompt(session: "early", prompt: makePrompt(words: 60))
+            guard case .event(.accepted) = try await client.nextPromptItem(promptID) else {
+                Issue.record("the prompt was not accepted")
+                return
+            }
+            client.close()
+        }
+        observer.close()
+        server.server.beginDrain()
+        try await server.runTask.value
+        let turns = server.registry.sessionSnapshots()
+        #expect(turns.first?.turnsCompleted == 1, "the detached turn ended inside the grace")
+        // Outlive the grace: the wait's timer fires now, on the shared event loop.
+        try await Task.sleep(for: grace * 2)
+        #expect(access(server.path, F_OK) != 0)
+    }
+
     @Test func drainLetsARunningPromptFinish() async throws {
         let (server, dir) = try await Self.startServer(tokenDelay: .milliseconds(5), grace: TestTimeScale.seconds(20))
         defer { removeDirectory(dir) }

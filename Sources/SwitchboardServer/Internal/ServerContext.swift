@@ -149,11 +149,11 @@ final class ServerContext: Sendable {
     func promptTaskEnded() {
         let waiters = promptTasks.withLockAnnotated { counter in
             counter.running -= 1
-            guard counter.running == 0 else { return [CheckedContinuation<Void, Never>]() }
+            guard counter.running == 0 else { return [(id: UInt64, continuation: CheckedContinuation<Void, Never>)]() }
             defer { counter.waiters = [] }
             return counter.waiters
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter.continuation.resume() }
     }
 
     /// Waits for every prompt task to return (they end soon after their
@@ -163,8 +163,7 @@ final class ServerContext: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let done = promptTasks.withLockAnnotated { counter in
                 if counter.running == 0 { return true }
-                counter.waiters.append(continuation)
-                counter.waiterIDs.append(id)
+                counter.waiters.append((id, continuation))
                 return false
             }
             if done {
@@ -173,9 +172,9 @@ final class ServerContext: Sendable {
             }
             eventLoop.scheduleTask(in: TimeAmount(timeout)) { [self] in
                 let waiter: CheckedContinuation<Void, Never>? = promptTasks.withLockAnnotated { counter in
-                    guard let index = counter.waiterIDs.firstIndex(of: id) else { return nil }
-                    counter.waiterIDs.remove(at: index)
-                    return counter.waiters.remove(at: index)
+                    // Gone when the last task ended first and resumed it.
+                    guard let index = counter.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                    return counter.waiters.remove(at: index).continuation
                 }
                 waiter?.resume()
             }
@@ -231,6 +230,7 @@ private struct ConnectionTable {
 
 private struct TaskCounter {
     var running = 0
-    var waiters: [CheckedContinuation<Void, Never>] = []
-    var waiterIDs: [UInt64] = []
+    /// Each waiter with its id, in one array so a timer and the last task's end
+    /// can never disagree about who is still waiting.
+    var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
 }
