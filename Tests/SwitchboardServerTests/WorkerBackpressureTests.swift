@@ -30,9 +30,16 @@ private func workers(_ server: TestServer, _ queue: String) -> [WorkerInfo] {
     server.registry.workers.snapshot().workers.filter { $0.taskQueue == queue }
 }
 
+/// Bytes `offset..<offset+count` of an endless 0, 1, ..., 250, 0, 1, ... stream.
+/// Sliced from a precomputed cycle: computing 50 MB byte by byte in a debug build
+/// kept the cooperative threads busy for seconds and starved the other tests.
 private func pattern(_ offset: Int, _ count: Int) -> [UInt8] {
-    (0..<count).map { UInt8(truncatingIfNeeded: (offset + $0) % 251) }
+    let start = offset % 251
+    if count <= patternCycle.count - start { return Array(patternCycle[start..<(start + count)]) }
+    return (0..<count).map { UInt8(truncatingIfNeeded: (offset + $0) % 251) }
 }
+
+private let patternCycle: [UInt8] = (0..<(64 * 1024 + 251)).map { UInt8(truncatingIfNeeded: $0 % 251) }
 
 @Suite("Worker backpressure and liveness")
 struct WorkerBackpressureTests {

@@ -104,7 +104,7 @@ func withTimeout<R: Sendable>(
 
 /// Polls `condition` until it holds or `limit` passes.
 func eventually(
-    _ limit: Duration = TestTimeScale.seconds(10),
+    _ limit: Duration = TestTimeScale.seconds(30),
     _ condition: () async throws -> Bool
 ) async throws -> Bool {
     let deadline = ContinuousClock.now + limit

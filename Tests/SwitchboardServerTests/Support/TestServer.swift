@@ -102,7 +102,7 @@ func withTestServer(
 /// Polls `condition` every few milliseconds until it holds (or fails the test
 /// after `timeout`): for effects that land asynchronously, never for timing.
 func eventually(
-    timeout: Duration = TestTimeScale.seconds(10),
+    timeout: Duration = TestTimeScale.seconds(30),
     _ what: String,
     _ condition: () async throws -> Bool
 ) async throws {
