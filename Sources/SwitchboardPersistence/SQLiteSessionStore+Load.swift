@@ -5,9 +5,10 @@ import SwitchboardProtocol
 extension SQLiteSessionStore {
     /// Rewrites turns left queued or running by a previous process as ABORTED
     /// ("interrupted", with `interruptedMessage`), recounting their chunks and
-    /// bytes from the output actually stored; applies every session's
-    /// retention; then reads every session with its turns (oldest first,
-    /// without output). One write transaction, on GRDB's writer queue.
+    /// bytes from the output actually stored; reads every session with its
+    /// turns (oldest first, without output: two straight scans, grouped here);
+    /// applies every session's retention to what it read (see ``Retention``).
+    /// One write transaction, on GRDB's writer queue.
     public func load(interruptedMessage: String) async throws -> [StoredSession] {
         try checkOpen()
         try await writer.flush()
@@ -15,14 +16,13 @@ extension SQLiteSessionStore {
         let (sessions, interrupted) = try await pool.write { db -> ([StoredSession], Int) in
             try db.execute(sql: """
                 UPDATE turns SET state = 3, code = ?, message = ?, stop_reason = 'interrupted', ended_at_ms = ?,
-                    chunks = (SELECT count(*) FROM output WHERE turn = turns.position),
+                    chunks = (SELECT coalesce(sum(chunks), 0) FROM output WHERE turn = turns.position),
                     bytes = (SELECT coalesce(sum(length(data)), 0) FROM output WHERE turn = turns.position),
-                    last_sequence = (SELECT coalesce(max(sequence), 0) FROM output WHERE turn = turns.position)
+                    last_sequence = (SELECT coalesce(max(last_sequence), 0) FROM output WHERE turn = turns.position)
                 WHERE state <> 3
                 """, arguments: [Int64(StatusCode.aborted.rawValue), interruptedMessage, Int64(clamping: now)])
             let interrupted = db.changesCount
-            try Retention.apply(db, sessionID: nil, nowMs: now)
-            return (try Self.readAll(db), interrupted)
+            return (try Self.readAll(db, nowMs: now), interrupted)
         }
         if interrupted > 0 {
             logger.notice("session store: \(interrupted) turns that were running when the previous process stopped were marked ABORTED")
@@ -30,7 +30,7 @@ extension SQLiteSessionStore {
         return sessions
     }
 
-    private static func readAll(_ db: Database) throws -> [StoredSession] {
+    private static func readAll(_ db: Database, nowMs: UInt64) throws -> [StoredSession] {
         var sessions: [StoredSession] = []
         var index: [String: Int] = [:]
         let sessionRows = try Row.fetchCursor(db, sql: "SELECT \(Rows.sessionColumns) FROM sessions ORDER BY created_at_ms, id")
@@ -45,12 +45,33 @@ extension SQLiteSessionStore {
                 sessions[at].labels.append(Label(key: row[1], value: row[2]))
             }
         }
-        let turnRows = try Row.fetchCursor(db, sql: "SELECT \(Rows.turnColumns) FROM turns ORDER BY position")
+        // Positions alongside each session's turns, for retention.
+        var positions = [[Int64]](repeating: [], count: sessions.count)
+        let turnRows = try Row.fetchCursor(db, sql: "SELECT \(Rows.turnColumns) FROM \(Rows.turnSource) ORDER BY position")
         while let row = try turnRows.next() {
             let turn = Rows.turn(row)
             if let at = index[turn.sessionID] {
                 sessions[at].turns.append(turn)
+                positions[at].append(row[13])
             }
+        }
+        for at in sessions.indices where Retention.limited(sessions[at].settings) {
+            var finished: [Retention.Candidate] = []
+            for (turn, position) in zip(sessions[at].turns, positions[at]) where turn.state == .finished {
+                finished.append(.init(
+                    position: position, endedAtMs: turn.ending?.endedAtMs ?? 0, bytes: turn.bytes, outputDropped: turn.outputDropped
+                ))
+            }
+            let plan = Retention.plan(finished, settings: sessions[at].settings, nowMs: nowMs)
+            guard !plan.isEmpty else { continue }
+            try Retention.execute(plan, db)
+            let deleted = Set(plan.delete), dropped = Set(plan.dropOutput)
+            var kept: [StoredTurn] = []
+            for (var turn, position) in zip(sessions[at].turns, positions[at]) where !deleted.contains(position) {
+                if dropped.contains(position) { turn.outputDropped = true }
+                kept.append(turn)
+            }
+            sessions[at].turns = kept
         }
         return sessions
     }

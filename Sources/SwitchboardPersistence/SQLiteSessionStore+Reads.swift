@@ -64,15 +64,22 @@ extension SQLiteSessionStore {
                 db.cachedStatement(sql: "SELECT 1 FROM sessions WHERE id = ?"), arguments: [sessionID]
             ) != nil else { return nil }
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT \(Rows.turnColumns) FROM turns WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?
+                SELECT \(Rows.turnColumns) FROM \(Rows.turnSource) WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?
                 """), arguments: [sessionID, Int64(clamping: page.afterPosition), limit + 1])
             return try rows.map { row in
                 let turn = Rows.turn(row)
                 let position: Int64 = row[13]
                 var output: [UInt8] = []
                 if page.includeOutput && !turn.outputDropped {
-                    for chunk in try Self.chunks(db, position: position, after: 0, limit: -1) {
-                        output += chunk.data
+                    // Segments hold the bytes already concatenated, in order.
+                    let segments = try Row.fetchCursor(
+                        db.cachedStatement(sql: "SELECT data FROM output WHERE turn = ? ORDER BY last_sequence"),
+                        arguments: [position]
+                    )
+                    while let segment = try segments.next() {
+                        try segment.withUnsafeData(atIndex: 0) { data in
+                            if let data { output.append(contentsOf: data) }
+                        }
                     }
                 }
                 return Stored(turn: turn, position: UInt64(clamping: position), lastSequence: Rows.unsigned(row[14]), output: output)
@@ -109,15 +116,28 @@ extension SQLiteSessionStore {
         return StoredTurnPage(entries: Array(entries.prefix(limit)), hasMore: true)
     }
 
-    private static func chunks(_ db: Database, position: Int64, after: UInt64, limit: Int) throws -> [OutputChunk] {
-        let rows = try Row.fetchCursor(
-            db.cachedStatement(sql: "SELECT sequence, data FROM output WHERE turn = ? AND sequence > ? ORDER BY sequence LIMIT ?"),
-            arguments: [position, Int64(clamping: after), limit]
-        )
+    /// Splits the segments that hold chunks after `after` (the first one may
+    /// start before it), stopping at `limit` chunks.
+    static func chunks(_ db: Database, position: Int64, after: UInt64, limit: Int) throws -> [OutputChunk] {
         var chunks: [OutputChunk] = []
-        while let row = try rows.next() {
-            let data: Data = row[1]
-            chunks.append(OutputChunk(sequence: Rows.unsigned(row[0]), data: [UInt8](data)))
+        guard limit > 0 else { return chunks }
+        let rows = try Row.fetchCursor(
+            db.cachedStatement(sql: """
+                SELECT first_sequence, layout, data FROM output WHERE turn = ? AND last_sequence > ? ORDER BY last_sequence
+                """),
+            arguments: [position, Int64(clamping: after)]
+        )
+        var last = after
+        while chunks.count < limit, let row = try rows.next() {
+            let layout: Data = row[1]
+            let data: Data = row[2]
+            try OutputSegment.forEachChunk(firstSequence: Rows.unsigned(row[0]), layout: layout, data: [UInt8](data)) { chunk in
+                if chunk.sequence > last {
+                    chunks.append(chunk)
+                    last = chunk.sequence
+                }
+                return chunks.count < limit
+            }
         }
         return chunks
     }

@@ -59,7 +59,7 @@ struct RetentionTests {
         // Past the end of the dropped output there is nothing to miss: no error.
         #expect(try await store.output(sessionID: "s-1", turnID: "t-1", afterSequence: 2, limit: 10) == [])
         try await store.close()
-        #expect(try sqliteScalars(directory.database, ["SELECT count(*) FROM output"]) == [3])
+        #expect(try sqliteScalars(directory.database, ["SELECT coalesce(sum(chunks), 0) FROM output"]) == [3])
     }
 
     @Test("retainAgeMs drops finished turns that ended too long ago, when a turn ends and on load")
@@ -87,6 +87,44 @@ struct RetentionTests {
         #expect(loaded.first?.turns == [])
         try await store.close()
         #expect(try sqliteScalars(directory.database, ["SELECT count(*) FROM output"]) == [0])
+    }
+
+    @Test("load applies retainTurns and retainOutputBytes to what it read, in the database too")
+    func retentionOnLoad() async throws {
+        let directory = try ScratchDirectory()
+        defer { directory.remove() }
+        do {
+            let store = try openStore(directory)
+            try await store.createSession(makeSession("s-1"))
+            try await store.createSession(makeSession("s-free"))
+            for index in 1...4 {
+                store.recordTurn(session: "s-1", turn: "t-\(index)", chunks: ["x", "\(index)"])
+                store.recordTurn(session: "s-free", turn: "f-\(index)", chunks: ["y"])
+            }
+            try await store.close()
+        }
+        // Tighten s-1's limits while "the server is down": load enforces them.
+        let queue = try DatabaseQueue(path: directory.database)
+        try await queue.write { db in
+            try db.execute(sql: "UPDATE sessions SET retain_turns = 3, retain_output_bytes = 4 WHERE id = 's-1'")
+        }
+        try queue.close()
+        let store = try openStore(directory)
+        let loaded = try await store.load(interruptedMessage: "x")
+        let limited = try #require(loaded.first { $0.id == "s-1" })
+        #expect(limited.turns.map(\.turnID) == ["t-2", "t-3", "t-4"])
+        // Newest first: t-4 (2 B), t-3 (4 B in all), t-2 takes the total over 4.
+        #expect(limited.turns.map(\.outputDropped) == [true, false, false])
+        #expect(limited.turns.map(\.bytes) == [2, 2, 2])
+        #expect(loaded.first { $0.id == "s-free" }?.turns.count == 4)
+        let page = try await store.turns(sessionID: "s-1", page: TurnPage(limit: 10, includeOutput: true))
+        #expect(page.entries.map(\.turn.turnID) == ["t-2", "t-3", "t-4"])
+        #expect(page.entries.map(\.output) == [[], Array("x3".utf8), Array("x4".utf8)])
+        try await store.close()
+        #expect(try sqliteScalars(directory.database, [
+            "SELECT count(*) FROM turns WHERE session_id = 's-1'",
+            "SELECT coalesce(sum(output.chunks), 0) FROM output JOIN turns ON turns.position = output.turn WHERE session_id = 's-1'",
+        ]) == [3, 4])
     }
 
     @Test("turn pages are oldest first, after an exclusive position, with hasMore")

@@ -6,11 +6,13 @@ import SwitchboardProtocol
 
 /// Applies one batch of operations inside the writer's transaction.
 ///
-/// Output counters (`chunks`, `bytes`, `last_sequence`) are summed per turn and
-/// written once per batch (and before the turn's ending), so they always match
-/// the chunks committed with them. A constraint failure of one operation (a
-/// turn of a session deleted meanwhile, a duplicate) is logged and skipped; any
-/// other error fails the whole batch, which the writer retries.
+/// A turn's output in the batch is collected into one ``OutputSegment`` (one
+/// `output` row) and written when the turn ends, when the segment reaches
+/// `OutputSegment.maxBytes`, or at the end of the batch. Output counters
+/// (`chunks`, `bytes`, `last_sequence`) are summed per turn and written with it,
+/// so they always match the chunks committed with them. A constraint failure of
+/// one operation (a turn of a session deleted meanwhile, a duplicate) is logged
+/// and skipped; any other error fails the whole batch, which the writer retries.
 struct BatchApplier {
     let db: Database
     let logger: Logger
@@ -24,6 +26,7 @@ struct BatchApplier {
     func apply(_ batch: [PendingOperation]) throws -> [(ticket: UInt64, error: (any Error)?)] {
         var results: [(ticket: UInt64, error: (any Error)?)] = []
         var deltas: [UInt64: Delta] = [:]
+        var segments: [UInt64: (key: TurnKey, segment: OutputSegment)] = [:]
         var activity: [String: UInt64] = [:]
         var retentionSessions: [String] = []
         for operation in batch {
@@ -43,6 +46,11 @@ struct BatchApplier {
             case .deleteSession(let id, let ticket):
                 try db.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id])
                 activity.removeValue(forKey: id)
+                // Its turns are gone: their collected output has nowhere to go.
+                for (position, open) in segments where open.key.sessionID == id {
+                    segments.removeValue(forKey: position)
+                    deltas.removeValue(forKey: position)
+                }
                 results.append((ticket, nil))
             case .activity(let sessionID, let atMs):
                 activity[sessionID] = max(activity[sessionID] ?? 0, atMs)
@@ -58,16 +66,18 @@ struct BatchApplier {
                         """).execute(arguments: [Int64(clamping: atMs), Int64(clamping: position)])
                 }
             case .output(let key, let position, let chunk):
-                try tolerant("output of turn \(key.turnID)") {
-                    try db.cachedStatement(sql: "INSERT INTO output (turn, sequence, data) VALUES (?, ?, ?)")
-                        .execute(arguments: [Int64(clamping: position), Int64(clamping: chunk.sequence), Data(chunk.data)])
-                    var delta = deltas[position] ?? Delta()
-                    delta.chunks += 1
-                    delta.bytes += Int64(chunk.data.count)
-                    delta.lastSequence = max(delta.lastSequence, Int64(clamping: chunk.sequence))
-                    deltas[position] = delta
+                if let index = segments.index(forKey: position) {
+                    segments.values[index].segment.append(chunk)
+                    if segments.values[index].segment.data.count >= OutputSegment.maxBytes {
+                        try writeSegment(segments.remove(at: index).value, position: position, deltas: &deltas)
+                    }
+                } else {
+                    segments[position] = (key, OutputSegment(first: chunk))
                 }
             case .finished(let key, let position, let ending):
+                if let open = segments.removeValue(forKey: position) {
+                    try writeSegment(open, position: position, deltas: &deltas)
+                }
                 if let delta = deltas.removeValue(forKey: position) {
                     try writeDelta(delta, position: position)
                 }
@@ -81,6 +91,9 @@ struct BatchApplier {
                 if !retentionSessions.contains(key.sessionID) { retentionSessions.append(key.sessionID) }
             }
         }
+        for (position, open) in segments {
+            try writeSegment(open, position: position, deltas: &deltas)
+        }
         for (position, delta) in deltas {
             try writeDelta(delta, position: position)
         }
@@ -93,6 +106,25 @@ struct BatchApplier {
             try Retention.apply(db, sessionID: sessionID, nowMs: now)
         }
         return results
+    }
+
+    /// Inserts one segment and adds it to the turn's counters (skipped, with a
+    /// warning, when the turn is gone: its session was deleted meanwhile).
+    private func writeSegment(_ open: (key: TurnKey, segment: OutputSegment), position: UInt64, deltas: inout [UInt64: Delta]) throws {
+        let segment = open.segment
+        try tolerant("output of turn \(open.key.turnID)") {
+            try db.cachedStatement(sql: """
+                INSERT INTO output (turn, first_sequence, last_sequence, chunks, layout, data) VALUES (?, ?, ?, ?, ?, ?)
+                """).execute(arguments: [
+                    Int64(clamping: position), Int64(clamping: segment.firstSequence), Int64(clamping: segment.lastSequence),
+                    segment.count, Data(segment.layout), Data(segment.data),
+                ])
+            var delta = deltas[position] ?? Delta()
+            delta.chunks += Int64(segment.count)
+            delta.bytes += Int64(segment.data.count)
+            delta.lastSequence = max(delta.lastSequence, Int64(clamping: segment.lastSequence))
+            deltas[position] = delta
+        }
     }
 
     private func writeDelta(_ delta: Delta, position: UInt64) throws {

@@ -30,6 +30,12 @@ final class BatchWriter: Sendable {
 
     private enum WaitMode { case none, untilSignalled, timed }
 
+    /// A turn being recorded: its position and the last output sequence recorded.
+    private struct LiveTurn {
+        var position: UInt64
+        var lastSequence: UInt64?
+    }
+
     private struct State: ~Copyable {
         /// Recorded, not yet taken by the writer.
         var pending: [PendingOperation] = []
@@ -46,8 +52,8 @@ final class BatchWriter: Sendable {
         var flushWaiters: [(target: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
         var tickets: [UInt64: CheckedContinuation<Void, any Error>] = [:]
         var nextTicket: UInt64 = 1
-        /// Positions of turns accepted in this process and not finished yet.
-        var liveTurns: [TurnKey: UInt64] = [:]
+        /// Turns accepted in this process and not finished yet.
+        var liveTurns: [TurnKey: LiveTurn] = [:]
         var lastPosition: UInt64
         var closing = false
         var exited = false
@@ -137,29 +143,37 @@ final class BatchWriter: Sendable {
             guard state.liveTurns[key] == nil else { return nil }
             state.lastPosition += 1
             let position = state.lastPosition
-            if turn.state != .finished { state.liveTurns[key] = position }
+            if turn.state != .finished { state.liveTurns[key] = LiveTurn(position: position) }
             return .accepted(turn, position: position)
         }
     }
 
     func recordStarted(_ key: TurnKey, atMs: UInt64) {
         enqueue { state in
-            guard let position = state.liveTurns[key] else { return self.unknown(key, "start") }
-            return .started(key, position: position, atMs: atMs)
+            guard let live = state.liveTurns[key] else { return self.unknown(key, "start") }
+            return .started(key, position: live.position, atMs: atMs)
         }
     }
 
     func recordOutput(_ key: TurnKey, chunk: OutputChunk) {
         enqueue { state in
-            guard let position = state.liveTurns[key] else { return self.unknown(key, "output") }
-            return .output(key, position: position, chunk: chunk)
+            // One hash lookup per chunk: this runs for every chunk of every stream.
+            guard let index = state.liveTurns.index(forKey: key) else { return self.unknown(key, "output") }
+            let live = state.liveTurns.values[index]
+            // Stored segments rely on increasing sequences (see OutputSegment).
+            if let last = live.lastSequence, chunk.sequence <= last {
+                self.logger.warning("session store: output \(chunk.sequence) of turn \(key.turnID) of session \(key.sessionID) is not after \(last); ignored")
+                return nil
+            }
+            state.liveTurns.values[index].lastSequence = chunk.sequence
+            return .output(key, position: live.position, chunk: chunk)
         }
     }
 
     func recordFinished(_ key: TurnKey, ending: StoredTurnEnding) {
         enqueue { state in
-            guard let position = state.liveTurns.removeValue(forKey: key) else { return self.unknown(key, "end") }
-            return .finished(key, position: position, ending: ending)
+            guard let live = state.liveTurns.removeValue(forKey: key) else { return self.unknown(key, "end") }
+            return .finished(key, position: live.position, ending: ending)
         }
     }
 

@@ -30,22 +30,27 @@ enum Rows {
     static func insertTurn(_ turn: StoredTurn, position: UInt64, into db: Database) throws {
         let ending = turn.ending
         try db.cachedStatement(sql: """
-            INSERT INTO turns (position, session_id, turn_id, prompt, state, accepted_at_ms, started_at_ms,
+            INSERT INTO turns (position, session_id, turn_id, state, accepted_at_ms, started_at_ms,
                 code, message, stop_reason, ended_at_ms, chunks, bytes, last_sequence, output_dropped)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
-                Int64(clamping: position), turn.sessionID, turn.turnID, turn.prompt, Int64(turn.state.rawValue),
+                Int64(clamping: position), turn.sessionID, turn.turnID, Int64(turn.state.rawValue),
                 Int64(clamping: turn.acceptedAtMs), Int64(clamping: turn.startedAtMs),
                 ending.map { Int64($0.code.rawValue) }, ending?.message, ending?.stopReason,
                 ending.map { Int64(clamping: $0.endedAtMs) },
                 Int64(clamping: turn.chunks), Int64(clamping: turn.bytes), Int64(clamping: turn.chunks),
                 turn.outputDropped,
             ])
+        try db.cachedStatement(sql: "INSERT INTO turn_prompts (turn, prompt) VALUES (?, ?)")
+            .execute(arguments: [Int64(clamping: position), turn.prompt])
     }
+
+    /// Where `turnColumns` are read from (the prompt lives in its own table).
+    static let turnSource = "turns LEFT JOIN turn_prompts ON turn_prompts.turn = turns.position"
 
     /// The columns `turn(_:)` reads, in order.
     static let turnColumns = """
-        session_id, turn_id, prompt, state, accepted_at_ms, started_at_ms, code, message, stop_reason,
+        session_id, turn_id, coalesce(prompt, ''), state, accepted_at_ms, started_at_ms, code, message, stop_reason,
         ended_at_ms, chunks, bytes, output_dropped, position, last_sequence
         """
 

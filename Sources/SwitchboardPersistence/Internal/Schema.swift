@@ -49,7 +49,13 @@ package enum Schema {
     ///   deleted turn's position is never reused and page tokens stay valid);
     ///   the store assigns it itself when a turn is accepted, so reads can merge
     ///   turns that are still in the pending batch.
-    /// - `output` has one row per chunk, found by (turn, sequence).
+    /// - `output` has one row per turn per batch (an ``OutputSegment``: the
+    ///   chunks' bytes concatenated, their sequences and lengths in `layout`);
+    ///   "chunks after N" are the rows with `last_sequence > N`, one index range.
+    /// - A turn's prompt is in `turn_prompts`, not in `turns`: SQLite rewrites
+    ///   a whole row on UPDATE, overflow pages included, and a turn's row is
+    ///   updated once per batch while it streams (its counters); with a 3 MB
+    ///   prompt in the row that was most of the writer's I/O.
     /// - Deleting a session cascades to its labels, turns and output.
     @Sendable
     static func createVersion1(_ db: Database) throws {
@@ -80,7 +86,6 @@ package enum Schema {
                 position INTEGER PRIMARY KEY AUTOINCREMENT,
                 session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
                 turn_id TEXT NOT NULL,
-                prompt TEXT NOT NULL,
                 state INTEGER NOT NULL,
                 accepted_at_ms INTEGER NOT NULL,
                 started_at_ms INTEGER NOT NULL DEFAULT 0,
@@ -96,12 +101,19 @@ package enum Schema {
             CREATE UNIQUE INDEX turns_by_session ON turns(session_id, turn_id);
             CREATE INDEX turns_by_session_position ON turns(session_id, position);
             CREATE INDEX turns_unfinished ON turns(state) WHERE state <> 3;
+            CREATE TABLE turn_prompts (
+                turn INTEGER PRIMARY KEY REFERENCES turns(position) ON DELETE CASCADE,
+                prompt TEXT NOT NULL
+            );
             CREATE TABLE output (
                 turn INTEGER NOT NULL REFERENCES turns(position) ON DELETE CASCADE,
-                sequence INTEGER NOT NULL,
+                first_sequence INTEGER NOT NULL,
+                last_sequence INTEGER NOT NULL,
+                chunks INTEGER NOT NULL,
+                layout BLOB NOT NULL,
                 data BLOB NOT NULL
             );
-            CREATE UNIQUE INDEX output_by_turn ON output(turn, sequence);
+            CREATE UNIQUE INDEX output_by_turn ON output(turn, last_sequence);
             """)
     }
 }
