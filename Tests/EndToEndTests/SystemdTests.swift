@@ -45,7 +45,10 @@ extension EndToEnd {
             let notify = try NotifySocket(path: directory.path + "/notify")
             let unitArguments = Array(try SystemdServeFlags.execStart(ofUnit: SystemdServeFlags.repositoryFile(Self.systemUnits[1])).dropFirst())
             let activator = try SpawnedProcess(
+                // STATE_DIRECTORY as systemd sets it for StateDirectory=: the unit's
+                // ExecStart has no --state-dir, the server's default reads this.
                 [Self.socketActivate, "-l", socketPath, "--fdname=switchboard", "-E", "NOTIFY_SOCKET=\(notify.path)",
+                 "-E", "STATE_DIRECTORY=\(directory.path)/state",
                  try SwitchboardBinary.path()] + unitArguments,
                 logPath: directory.path + "/activate.log"
             )

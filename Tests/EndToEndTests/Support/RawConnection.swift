@@ -25,6 +25,8 @@ final class RawConnection: @unchecked Sendable {
     let fd: Int32
     private var reader = FrameReader()
 
+    /// On failure `deinit` still runs (every stored property is set by then) and
+    /// closes `fd`: the error paths below must not close it themselves.
     init(path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw E2EError("socket(): errno \(errno)") }
@@ -32,7 +34,6 @@ final class RawConnection: @unchecked Sendable {
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
             throw E2EError("socket path too long for sun_path: \(path)")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
@@ -46,12 +47,11 @@ final class RawConnection: @unchecked Sendable {
         }
         guard result == 0 else {
             let error = errno
-            close(fd)
             throw E2EError("connect(\(path)): errno \(error)")
         }
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 
     /// True when a connection to `path` is accepted right now.
     static func canConnect(_ path: String) -> Bool {

@@ -34,7 +34,10 @@ final class RawClient {
         }
         guard result == 0 else {
             let error = errno
-            Glibc.close(fd)
+            // `deinit` runs even though this initializer throws (every stored
+            // property is set): close once, here, and leave it nothing to close.
+            // A second close could hit a descriptor another thread was just given.
+            close()
             throw RawClientError(description: "connect \(path): \(String(cString: strerror(error)))")
         }
         let flags = fcntl(fd, F_GETFL)
