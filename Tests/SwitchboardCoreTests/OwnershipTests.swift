@@ -28,7 +28,7 @@ import Testing
             expectError(.permissionDenied) { () throws(SwitchboardError) in
                 try registry.submitPrompt(PromptRequest(sessionID: "alices", prompt: "hi"), deadline: nil, caller: bob)
             },
-            await expectAsyncError(.permissionDenied) { () async throws(SwitchboardError) in
+            await expectError(.permissionDenied) { () async throws(SwitchboardError) in
                 try await registry.closeSession(id: "alices", reason: "mine now", caller: bob)
             },
         ]
@@ -82,7 +82,7 @@ import Testing
         let harness = Harness(configuration: CoreConfiguration(maxSessions: 100, maxSessionsPerUID: 3))
         let registry = harness.registry
         for index in 0..<3 { try await create(harness, "a\(index)", owner: alice) }
-        let refused = await expectAsyncError(.resourceExhausted) { () async throws(SwitchboardError) in try await create(harness, "a3", owner: alice) }
+        let refused = await expectError(.resourceExhausted) { () async throws(SwitchboardError) in try await create(harness, "a3", owner: alice) }
         #expect(refused?.message == "too many sessions for uid 1001 (limit 3)")
         // Another uid is not affected, and an administrator is bounded only by maxSessions.
         for index in 0..<3 { try await create(harness, "b\(index)", owner: bob) }
@@ -90,9 +90,9 @@ import Testing
         // Closing one frees a slot for its owner; a refused create left nothing behind.
         _ = try await registry.closeSession(id: "a0", reason: "", caller: alice)
         try await create(harness, "a3", owner: alice)
-        await expectAsyncError(.resourceExhausted) { () async throws(SwitchboardError) in try await create(harness, "a4", owner: alice) }
+        await expectError(.resourceExhausted) { () async throws(SwitchboardError) in try await create(harness, "a4", owner: alice) }
         // An id collision is not counted against the owner.
-        await expectAsyncError(.alreadyExists) { () async throws(SwitchboardError) in try await create(harness, "b0", owner: bob) }
+        await expectError(.alreadyExists) { () async throws(SwitchboardError) in try await create(harness, "b0", owner: bob) }
         _ = try await registry.closeSession(id: "b0", reason: "", caller: bob)
         try await create(harness, "b0", owner: bob)
         #expect(registry.statistics().sessionsTotal == 11)
@@ -103,22 +103,5 @@ import Testing
         try await create(harness, "old", owner: alice)
         #expect(harness.registry.removeIdleSessions(nowMs: UInt64.max / 2) == ["old"])
         try await create(harness, "new", owner: alice)
-    }
-}
-
-/// Expects the async `body` to throw a `SwitchboardError` with `code`; returns it.
-@discardableResult
-private func expectAsyncError<T>(
-    _ code: StatusCode,
-    sourceLocation: SourceLocation = #_sourceLocation,
-    _ body: () async throws(SwitchboardError) -> T
-) async -> SwitchboardError? {
-    do {
-        _ = try await body()
-        Issue.record("expected \(code.name), got success", sourceLocation: sourceLocation)
-        return nil
-    } catch {
-        #expect(error.code == code, "\(error)", sourceLocation: sourceLocation)
-        return error
     }
 }
