@@ -183,21 +183,22 @@ struct AccessTests {
     // MARK: Idle and slow connections
 
     @Test func anIdleConnectionIsClosedWithAGoAway() async throws {
-        try await withTestServer(configure: { $0.idleConnectionTimeout = .milliseconds(200) }) { server in
+        let timeout = TestTimeScale.ms(200)
+        try await withTestServer(configure: { $0.idleConnectionTimeout = .milliseconds(timeout) }) { server in
             let client = try await server.connectAndHandshake()
             BadInputTests.expectGoAway(
                 try await client.readUntilClosed(),
                 .ok,
-                "idle connection closed: no call and no frame for 200 ms"
+                "idle connection closed: no call and no frame for \(timeout) ms"
             )
         }
     }
 
     @Test func aConnectionWithAnOpenCallIsNeverIdle() async throws {
         // 20 tokens 50 ms apart: the prompt runs about 1 s, five idle timeouts, during
-        // which the client sends nothing at all.
-        try await withTestServer(tokenDelay: .milliseconds(50), configure: {
-            $0.idleConnectionTimeout = .milliseconds(200)
+        // which the client sends nothing at all. Both stretch together under TSan.
+        try await withTestServer(tokenDelay: TestTimeScale.milliseconds(50), configure: {
+            $0.idleConnectionTimeout = TestTimeScale.milliseconds(200)
         }) { server in
             let client = try await server.connectAndHandshake()
             try await client.createSession("long")
@@ -212,7 +213,7 @@ struct AccessTests {
     @Test func framesKeepAConnectionAlive() async throws {
         // Pings every 100 ms for longer than the timeout: the generous ratio keeps
         // a loaded machine's late wake-ups from looking like idleness.
-        let timeout = Duration.seconds(2)
+        let timeout = TestTimeScale.seconds(2)
         try await withTestServer(configure: { $0.idleConnectionTimeout = timeout }) { server in
             let client = try await server.connectAndHandshake()
             let started = ContinuousClock.now
