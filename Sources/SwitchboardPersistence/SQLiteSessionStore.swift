@@ -15,7 +15,7 @@ import SwitchboardProtocol
 /// - Reads run on GRDB's reader connections (never the caller's thread) and
 ///   merge what is still in the batch, so they see everything recorded.
 ///
-/// The directory is claimed with an `flock` on its `lock` file: a second server
+/// The directory is claimed with a record lock on its `lock` file: a second server
 /// on the same directory is refused. See docs/ARCHITECTURE.md, "Persistence".
 public final class SQLiteSessionStore: SessionStore {
     public struct Options: Sendable {

@@ -1,6 +1,9 @@
 // The crash test's child: records into a store, then dies without closing it.
 //
-//   switchboard-store-crash-helper DIRECTORY kill|exit
+//   switchboard-store-crash-helper DIRECTORY kill|exit|hold
+//
+// hold: opens the store, prints "holding", and keeps the directory until its
+// standard input ends; then closes the store and exits 0 (the lock tests).
 //
 // Session "s-crash": turn "t-1" finished with "abc" (flushed); turn "t-2" running
 // with chunks 1...4 flushed and 5...6 recorded but not flushed; turn "t-3" accepted
@@ -15,12 +18,31 @@ import SwitchboardPersistence
 import SwitchboardProtocol
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3 else {
-    print("usage: switchboard-store-crash-helper DIRECTORY kill|exit")
+guard arguments.count == 3, ["kill", "exit", "hold"].contains(arguments[2]) else {
+    print("usage: switchboard-store-crash-helper DIRECTORY kill|exit|hold")
     exit(64)
 }
+
+func say(_ text: String) {
+    let line = Array((text + "\n").utf8)
+    _ = line.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+}
+
 let options = SQLiteSessionStore.Options(batchMaxChunks: 1_000_000, batchMaxBytes: 1 << 30, batchInterval: .seconds(3600))
-let store = try SQLiteSessionStore.open(directory: arguments[1], logger: Logger(label: "crash-helper"), options: options)
+let store: SQLiteSessionStore
+do {
+    store = try SQLiteSessionStore.open(directory: arguments[1], logger: Logger(label: "crash-helper"), options: options)
+} catch {
+    say("cannot open: \(error)")
+    exit(1)
+}
+if arguments[2] == "hold" {
+    say("holding")
+    var byte: UInt8 = 0
+    while read(0, &byte, 1) > 0 {}
+    try await store.close()
+    exit(0)
+}
 try await store.createSession(StoredSession(
     id: "s-crash", labels: [Label(key: "k", value: "v")], settings: SessionSettings(backend: "echo"),
     ownerUID: 1000, createdAtMs: 1_000, lastActivityMs: 1_000
@@ -46,8 +68,7 @@ for sequence in 5...6 {
 store.recordTurnAccepted(StoredTurn(sessionID: "s-crash", turnID: "t-3", prompt: "three", state: .queued, acceptedAtMs: 1_006))
 // The unflushed chunks are visible to reads before the crash.
 let seen = try await store.output(sessionID: "s-crash", turnID: "t-2", afterSequence: 0, limit: 1000)
-let line = Array("seen \(seen.count)\n".utf8)
-_ = line.withUnsafeBytes { write(1, $0.baseAddress, $0.count) }
+say("seen \(seen.count)")
 if arguments[2] == "kill" {
     kill(getpid(), SIGKILL)
 }

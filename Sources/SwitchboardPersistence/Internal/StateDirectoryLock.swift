@@ -1,21 +1,51 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import SwitchboardProtocol
 
-/// The exclusive claim of one server on a state directory: an `flock` on the
-/// `lock` file in it, holding the owner's pid as text.
+/// The exclusive claim of one server on a state directory: a POSIX record lock
+/// (`fcntl(F_SETLK)`) on the `lock` file in it, which holds the owner's pid as
+/// text.
 ///
-/// `flock` belongs to the open file description, so the kernel releases it when
-/// the process dies however it dies (no stale lock after a crash), and a second
-/// `open` + `flock` conflicts even inside the same process.
+/// Why a record lock and not `flock`: an `flock` belongs to the open file
+/// description, and a child that any thread of this process forks shares that
+/// description until it execs. A store closed and reopened while another thread
+/// was spawning a process could then find its own, already released, lock
+/// still held (seen in CI). Record locks belong to the process: a forked child
+/// does not inherit them, and the kernel drops them when the process dies
+/// however it dies, so a crash leaves no stale lock either.
+///
+/// Record locks never conflict within one process, and closing *any*
+/// descriptor of the file drops the process's lock. So claims made by this
+/// process are kept in ``claimed``, and a directory already claimed here is
+/// refused before its lock file is opened again.
 final class StateDirectoryLock: Sendable {
     let path: String
     private let descriptor: Int32
+    private let file: FileIdentity
 
-    private init(path: String, descriptor: Int32) {
+    /// Device and inode of a lock file: a directory reached by two paths is
+    /// still one claim.
+    private struct FileIdentity: Hashable, Sendable {
+        var device: UInt64
+        var inode: UInt64
+
+        init(_ info: stat) {
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+        }
+    }
+
+    /// Lock files this process holds. Guarded across the whole of `acquire` and
+    /// `release` (a few non-blocking system calls), so two claims in this
+    /// process cannot race each other.
+    private static let claimed = Mutex<Set<FileIdentity>>([])
+
+    private init(path: String, descriptor: Int32, file: FileIdentity) {
         self.path = path
         self.descriptor = descriptor
+        self.file = file
     }
 
     /// Creates `directory` (0700) when missing, then takes the lock or throws
@@ -23,40 +53,79 @@ final class StateDirectoryLock: Sendable {
     static func acquire(directory: String) throws(SwitchboardError) -> StateDirectoryLock {
         try createDirectory(directory)
         let path = directory + "/lock"
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            throw SwitchboardError(
-                code: .failedPrecondition,
-                message: "cannot open \(path): \(String(cString: strerror(errno)))"
-            )
-        }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let error = errno
-            let holder = readPID(fd)
-            close(fd)
-            if error == EWOULDBLOCK {
-                let who = holder.map { "pid \($0)" } ?? "pid unknown"
+        return try claimed.withLockAnnotated { claimed throws(SwitchboardError) -> StateDirectoryLock in
+            var info = stat()
+            if stat(path, &info) == 0, claimed.contains(FileIdentity(info)) {
+                throw inUse(directory, holder: getpid())
+            }
+            let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else {
                 throw SwitchboardError(
                     code: .failedPrecondition,
-                    message: "state directory \(directory) is in use by another switchboard (\(who))"
+                    message: "cannot open \(path): \(String(cString: strerror(errno)))"
                 )
             }
-            throw SwitchboardError(
-                code: .failedPrecondition,
-                message: "cannot lock \(path): \(String(cString: strerror(error)))"
-            )
+            guard fstat(fd, &info) == 0 else {
+                let error = errno
+                close(fd)
+                throw SwitchboardError(code: .failedPrecondition, message: "cannot stat \(path): \(String(cString: strerror(error)))")
+            }
+            // Not ours (checked above, under the registry lock), so closing
+            // this descriptor on failure cannot drop a lock this process holds.
+            var request = wholeFileWriteLock()
+            if fcntl(fd, F_SETLK, &request) != 0 {
+                let error = errno
+                let holder = holderPID(fd)
+                close(fd)
+                if error == EAGAIN || error == EACCES {
+                    throw inUse(directory, holder: holder)
+                }
+                throw SwitchboardError(
+                    code: .failedPrecondition,
+                    message: "cannot lock \(path): \(String(cString: strerror(error)))"
+                )
+            }
+            claimed.insert(FileIdentity(info))
+            // Ours now: record our pid for tools that look at the file.
+            let text = Array("\(getpid())\n".utf8)
+            _ = ftruncate(fd, 0)
+            _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+            return StateDirectoryLock(path: path, descriptor: fd, file: FileIdentity(info))
         }
-        // Ours now: record our pid for the next one who finds the lock taken.
-        let text = Array("\(getpid())\n".utf8)
-        _ = ftruncate(fd, 0)
-        _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        return StateDirectoryLock(path: path, descriptor: fd)
     }
 
-    /// Releases the lock (closing the descriptor drops the `flock`). The file
-    /// stays: removing it would race with a server that just opened it.
+    /// Releases the lock (closing the descriptor drops it). The file stays:
+    /// removing it would race with a server that just opened it.
     func release() {
-        close(descriptor)
+        Self.claimed.withLockAnnotated { claimed in
+            close(descriptor)
+            claimed.remove(file)
+        }
+    }
+
+    private static func inUse(_ directory: String, holder: Int32?) -> SwitchboardError {
+        let who = holder.map { "pid \($0)" } ?? "pid unknown"
+        return SwitchboardError(
+            code: .failedPrecondition,
+            message: "state directory \(directory) is in use by another switchboard (\(who))"
+        )
+    }
+
+    private static func wholeFileWriteLock() -> flock {
+        var request = flock()
+        request.l_type = Int16(F_WRLCK)
+        request.l_whence = Int16(SEEK_SET)
+        request.l_start = 0
+        request.l_len = 0
+        return request
+    }
+
+    /// The kernel's answer to who holds the lock (`F_GETLK`), which also
+    /// names a holder that has not written its pid yet.
+    private static func holderPID(_ fd: Int32) -> Int32? {
+        var request = wholeFileWriteLock()
+        guard fcntl(fd, F_GETLK, &request) == 0, request.l_type != Int16(F_UNLCK) else { return nil }
+        return request.l_pid
     }
 
     private static func createDirectory(_ directory: String) throws(SwitchboardError) {
@@ -79,13 +148,5 @@ final class StateDirectoryLock: Sendable {
             }
             prefix += "/"
         }
-    }
-
-    private static func readPID(_ fd: Int32) -> Int32? {
-        var buffer = [UInt8](repeating: 0, count: 32)
-        let count = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-        guard count > 0 else { return nil }
-        let digits = buffer[..<count].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
-        return Int32(String(decoding: digits, as: UTF8.self))
     }
 }
