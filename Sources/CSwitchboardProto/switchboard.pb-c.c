@@ -5398,7 +5398,7 @@ const ProtobufCMessageDescriptor switchboard__v1__list_turns_request__descriptor
   (ProtobufCMessageInit) switchboard__v1__list_turns_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__turn_record__field_descriptors[4] =
+static const ProtobufCFieldDescriptor switchboard__v1__turn_record__field_descriptors[5] =
 {
   {
     "summary",
@@ -5448,17 +5448,30 @@ static const ProtobufCFieldDescriptor switchboard__v1__turn_record__field_descri
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "output_omitted",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__TurnRecord, output_omitted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__turn_record__field_indices_by_name[] = {
   2,   /* field[2] = output */
   3,   /* field[3] = output_dropped */
+  4,   /* field[4] = output_omitted */
   1,   /* field[1] = prompt */
   0,   /* field[0] = summary */
 };
 static const ProtobufCIntRange switchboard__v1__turn_record__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__turn_record__descriptor =
 {
@@ -5468,7 +5481,7 @@ const ProtobufCMessageDescriptor switchboard__v1__turn_record__descriptor =
   "Switchboard__V1__TurnRecord",
   "switchboard.v1",
   sizeof(Switchboard__V1__TurnRecord),
-  4,
+  5,
   switchboard__v1__turn_record__field_descriptors,
   switchboard__v1__turn_record__field_indices_by_name,
   1,  switchboard__v1__turn_record__number_ranges,

@@ -25,8 +25,9 @@ public struct CoreConfiguration: Sendable, Hashable {
     public var maxSessionsPerUID: Int
     /// Finished turns remembered per session, for status.
     public var finishedTurnsKept: Int
-    /// History retention of a session that does not set its own (see
-    /// ``SessionSettings/retainTurns``): finished turns kept in the store ...
+    /// History retention of a session that does not set its own, and the most a
+    /// session may ask for (see ``SessionSettings/retainTurns``): finished turns
+    /// kept in the store ...
     public var retainTurns: UInt32
     /// ... output bytes kept over all of a session's finished turns (older turns
     /// lose their output first, their summaries stay) ...

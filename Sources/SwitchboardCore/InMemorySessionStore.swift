@@ -58,6 +58,7 @@ public final class InMemorySessionStore: SessionStore {
                 guard var data = state.sessions[id] else { continue }
                 for index in data.turns.indices where data.turns[index].turn.state != .finished {
                     let turn = data.turns[index].turn
+                    if turn.state == .running { data.session.turnsCompleted += 1 }
                     let endedAt = max(turn.startedAtMs, turn.acceptedAtMs, data.session.lastActivityMs)
                     data.turns[index].turn.state = .finished
                     data.turns[index].turn.ending = StoredTurnEnding(
@@ -125,18 +126,38 @@ public final class InMemorySessionStore: SessionStore {
         }
     }
 
+    /// A running turn is held to its session's `retainOutputBytes` too: retention
+    /// at the turn's end would drop the output of a turn larger than the bound
+    /// anyway, and until then a detached turn printing fast would grow this
+    /// process without limit. Once over the bound the turn's output is dropped
+    /// (`outputDropped`, reads answer OUT_OF_RANGE) and later chunks are only
+    /// counted.
     public func recordOutput(sessionID: String, turnID: String, chunk: OutputChunk) {
-        update(sessionID: sessionID, turnID: turnID) { data in
-            guard data.turn.state != .finished, chunk.sequence == data.turn.chunks + 1 else { return }
+        state.withLockAnnotated { state in
+            guard let session = state.sessions[sessionID], let index = session.index(of: turnID) else { return }
+            let bound = session.session.settings.retainOutputBytes
+            Self.append(chunk, to: &state.sessions[sessionID]!.turns[index], bound: bound)
+        }
+    }
+
+    private static func append(_ chunk: OutputChunk, to data: inout TurnData, bound: UInt64) {
+        guard data.turn.state != .finished, chunk.sequence == data.turn.chunks + 1 else { return }
+        data.turn.chunks = chunk.sequence
+        data.turn.bytes += UInt64(chunk.data.count)
+        guard !data.turn.outputDropped else { return }
+        if bound > 0, data.turn.bytes > bound {
+            data.output = []
+            data.turn.outputDropped = true
+        } else {
             data.output.append(chunk)
-            data.turn.chunks = chunk.sequence
-            data.turn.bytes += UInt64(chunk.data.count)
         }
     }
 
     public func recordTurnFinished(sessionID: String, turnID: String, ending: StoredTurnEnding) {
         state.withLockAnnotated { state in
             guard var session = state.sessions[sessionID], let index = session.index(of: turnID) else { return }
+            // A turn that had started completed (`TurnQueue.finishExecuting`).
+            if session.turns[index].turn.state == .running { session.session.turnsCompleted += 1 }
             session.turns[index].turn.state = .finished
             session.turns[index].turn.ending = ending
             session.session.lastActivityMs = max(session.session.lastActivityMs, ending.endedAtMs)
@@ -216,16 +237,26 @@ public final class InMemorySessionStore: SessionStore {
             guard let session = state.sessions[sessionID] else {
                 throw SwitchboardError(code: .notFound, message: "session \"\(sessionID.prefix(140))\" not found")
             }
-            let following = session.turns.filter { $0.position > page.afterPosition }
-            let limit = max(1, page.limit)
-            let entries = following.prefix(limit).map { data in
-                StoredTurnPage.Entry(
-                    turn: data.turn,
-                    position: data.position,
-                    output: page.includeOutput ? data.output.flatMap(\.data) : []
-                )
+            // Output is concatenated only for the turns that go into the page.
+            var budget = TurnPageBudget(page: page)
+            var entries: [StoredTurnPage.Entry] = []
+            for data in session.turns where data.position > page.afterPosition {
+                switch budget.admit(data.turn, promptBytes: data.turn.prompt.utf8.count) {
+                case .pageFull:
+                    return StoredTurnPage(entries: entries, hasMore: true)
+                case .omitted(let withoutPrompt):
+                    entries.append(StoredTurnPage.Entry(
+                        turn: data.turn, position: data.position, outputOmitted: true, promptOmitted: withoutPrompt
+                    ))
+                case .whole:
+                    entries.append(StoredTurnPage.Entry(
+                        turn: data.turn,
+                        position: data.position,
+                        output: page.includeOutput ? data.output.flatMap(\.data) : []
+                    ))
+                }
             }
-            return StoredTurnPage(entries: entries, hasMore: following.count > limit)
+            return StoredTurnPage(entries: entries, hasMore: false)
         }
     }
 

@@ -111,6 +111,12 @@ package final class ManagedSession: Sendable {
         visible.store(true, ordering: .releasing)
     }
 
+    /// A closed session waiting for the store to delete it: its id stays taken,
+    /// lookups and listings no longer see it.
+    func becomeInvisible() {
+        visible.store(false, ordering: .releasing)
+    }
+
     // MARK: Lock-free reads
 
     package var state: SessionLifecycle {

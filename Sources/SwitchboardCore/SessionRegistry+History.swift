@@ -25,7 +25,16 @@ extension SessionRegistry {
     /// `/switchboard.v1.Sessions/ListTurns`: a page of the session's kept turns,
     /// oldest first, read from the store (so it waits for the store: call it off
     /// the event loop). Page size 0 = 20, capped at 100; the page token is opaque.
-    public func listTurns(_ request: ListTurnsRequest, caller: Caller) async throws(SwitchboardError) -> ListTurnsResponse {
+    ///
+    /// `maxBytes` bounds the page's turns as ``TurnPageBudget`` counts them (the
+    /// server passes the client's frame size less room for the frame around
+    /// them): the page ends before the turn that would pass it, and a first turn
+    /// too large on its own comes without its output, marked `outputOmitted`.
+    public func listTurns(
+        _ request: ListTurnsRequest,
+        caller: Caller,
+        maxBytes: Int = .max
+    ) async throws(SwitchboardError) -> ListTurnsResponse {
         let session = try lookup(request.sessionID, caller: caller, action: "read the history of")
         let pageSize = request.pageSize == 0 ? 20 : Int(min(request.pageSize, 100))
         let afterPosition = try TurnPageToken.decode(request.pageToken)
@@ -33,7 +42,12 @@ extension SessionRegistry {
         do {
             page = try await store.turns(
                 sessionID: session.id,
-                page: TurnPage(afterPosition: afterPosition, limit: pageSize, includeOutput: request.includeOutput)
+                page: TurnPage(
+                    afterPosition: afterPosition,
+                    limit: pageSize,
+                    includeOutput: request.includeOutput,
+                    maxBytes: maxBytes
+                )
             )
         } catch {
             throw Self.storeError(error, reading: "the turns of session \"\(session.id)\"")
@@ -41,9 +55,10 @@ extension SessionRegistry {
         let turns = page.entries.map { entry in
             TurnHistoryEntry(
                 summary: Self.summary(of: entry.turn),
-                prompt: request.includeOutput ? entry.turn.prompt : "",
+                prompt: request.includeOutput && !entry.promptOmitted ? entry.turn.prompt : "",
                 output: entry.output,
-                outputDropped: entry.turn.outputDropped
+                outputDropped: entry.turn.outputDropped,
+                outputOmitted: entry.outputOmitted
             )
         }
         let next = page.hasMore ? page.entries.last.map { TurnPageToken.encode($0.position) } ?? "" : ""

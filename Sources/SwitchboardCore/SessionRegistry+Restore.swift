@@ -28,7 +28,9 @@ extension SessionRegistry {
                 restored: ManagedSession.RestoredState(
                     createdAtMs: session.createdAtMs,
                     lastActivityMs: session.lastActivityMs,
-                    turnsCompleted: UInt64(finished.count),
+                    // The store's counter, not the kept turns: retention deletes
+                    // turns, and a turn ended while queued never completed.
+                    turnsCompleted: session.turnsCompleted,
                     history: finished.suffix(max(0, configuration.finishedTurnsKept)).map(Self.summary(of:))
                 )
             )

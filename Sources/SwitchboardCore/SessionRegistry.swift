@@ -100,7 +100,11 @@ public final class SessionRegistry: Sendable {
             var id = requestedID
             if id.isEmpty {
                 repeat { id = IDGenerator.sessionID() } while map[id] != nil
-            } else if map[id] != nil {
+            } else if let existing = map[id] {
+                if existing.state == .closed {
+                    // Closed, its delete from the store not yet done (see closeSession).
+                    throw SwitchboardError(code: .unavailable, message: "session \"\(id)\" is being closed; retry")
+                }
                 throw SwitchboardError(code: .alreadyExists, message: "session \"\(id)\" already exists")
             }
             try reserveOwnerSlot(ownerUID, isAdmin: ownerIsAdmin)
@@ -145,14 +149,20 @@ public final class SessionRegistry: Sendable {
     }
 
     /// Closes a session: fails its queued prompts (CANCELLED "session closed: …"),
-    /// cancels its running turn without waiting for it, removes it, and deletes it
-    /// from the store before returning. When the store fails, the session is
+    /// cancels its running turn without waiting for it, deletes it from the store
+    /// and removes it before returning. When the store fails, the session is
     /// closed all the same but the caller gets UNAVAILABLE (it would come back at
     /// the next start).
+    ///
+    /// Until the delete has returned the closed session keeps its id in the map,
+    /// invisible (NOT_FOUND to lookups): a create of the same id meanwhile gets
+    /// UNAVAILABLE "being closed; retry" instead of racing the delete (which could
+    /// otherwise delete the new session from the store, or make its create fail).
     public func closeSession(id: String, reason: String, caller: Caller) async throws(SwitchboardError) -> CloseSessionResponse {
         let session = try lookup(id, caller: caller, action: "close")
         let response = try session.close(reason: reason.isEmpty ? "closed by request" : reason)
-        removeEntry(id: id, ifSameAs: session)
+        session.becomeInvisible()
+        defer { removeEntry(id: id, ifSameAs: session) }
         do {
             try await store.deleteSession(id: id)
         } catch {
@@ -210,29 +220,34 @@ public final class SessionRegistry: Sendable {
 
     // MARK: Idle cleanup
 
-    /// One idle-cleanup sweep; returns the ids removed.
+    /// One idle-cleanup sweep; returns the ids closed (each leaves the map once
+    /// the store has deleted it).
     public func removeIdleSessions() -> [String] {
         removeIdleSessions(nowMs: EpochClock.nowMs())
     }
 
-    /// A sweep as of `nowMs` (Unix epoch ms): snapshot, skip busy or queued sessions
-    /// (atomics only), close each candidate under its own lock with a recheck, and
-    /// remove it only if the map still holds that same object.
+    /// A sweep as of `nowMs` (Unix epoch ms): snapshot, skip sessions still being
+    /// created (invisible: `createSession` would answer OK for a closed one) and
+    /// busy or queued ones (atomics only), close each candidate under its own
+    /// lock with a recheck, and remove it only if the map still holds that same
+    /// object.
     package func removeIdleSessions(nowMs: UInt64) -> [String] {
         let snapshot = entries.withLockAnnotated { Array($0.values) }
         var removed: [String] = []
-        for session in snapshot where session.looksIdleExpired(nowMs: nowMs) {
+        for session in snapshot where session.isVisible && session.looksIdleExpired(nowMs: nowMs) {
             if removeIfIdle(session, nowMs: nowMs) { removed.append(session.id) }
         }
         return removed.sorted()
     }
 
-    /// The per-candidate step of idle cleanup.
-    /// The session is deleted from the store on a task of its own (the sweep
-    /// does not wait for the disk).
+    /// The per-candidate step of idle cleanup. The session is deleted from the
+    /// store on a task of its own (the sweep does not wait for the disk), and
+    /// leaves the map only when that delete has returned, as in `closeSession`.
     package func removeIfIdle(_ session: ManagedSession, nowMs: UInt64) -> Bool {
         guard session.closeIfIdle(nowMs: nowMs) else { return false }
-        guard removeEntry(id: session.id, ifSameAs: session) else { return false }
+        session.becomeInvisible()
+        // Replaced in the meantime: the id is the replacement's, in the store too.
+        guard managedSession(id: session.id) === session else { return false }
         let (store, id, logger) = (self.store, session.id, session.logger)
         Task {
             do {
@@ -240,6 +255,7 @@ public final class SessionRegistry: Sendable {
             } catch {
                 logger.error("idle session not deleted from the store: \(error)")
             }
+            self.removeEntry(id: id, ifSameAs: session)
         }
         return true
     }
@@ -373,9 +389,15 @@ public final class SessionRegistry: Sendable {
         (error as? SwitchboardError)?.message ?? "\(error)"
     }
 
-    /// Fills in server defaults; a session's queue bound is capped by the server's.
+    /// Fills in server defaults; a session's queue bound and retention are capped
+    /// by the server's, so a client cannot make the server keep more than its
+    /// operator allows (memory with `--state-dir none`, disk otherwise).
     private func effectiveSettings(_ requested: SessionSettings) -> SessionSettings {
         func ms(_ duration: Duration) -> UInt64 { UInt64(max(0, duration.milliseconds)) }
+        /// 0 asks for the server's value; a server value of 0 means no limit.
+        func capped<Value: FixedWidthInteger>(_ requested: Value, _ server: Value) -> Value {
+            requested == 0 ? server : (server == 0 ? requested : min(requested, server))
+        }
         let serverQueue = UInt32(clamping: max(0, configuration.maxQueuedPrompts))
         return SessionSettings(
             backend: requested.backend.isEmpty ? configuration.defaultBackend : requested.backend,
@@ -384,9 +406,9 @@ public final class SessionRegistry: Sendable {
             stallTimeoutMs: requested.stallTimeoutMs == 0 ? ms(configuration.stallTimeout) : requested.stallTimeoutMs,
             maxQueuedPrompts: requested.maxQueuedPrompts == 0 ? serverQueue : min(requested.maxQueuedPrompts, serverQueue),
             whenNoWorker: requested.whenNoWorker,
-            retainTurns: requested.retainTurns == 0 ? configuration.retainTurns : requested.retainTurns,
-            retainOutputBytes: requested.retainOutputBytes == 0 ? configuration.retainOutputBytes : requested.retainOutputBytes,
-            retainAgeMs: requested.retainAgeMs == 0 ? ms(configuration.retainAge) : requested.retainAgeMs
+            retainTurns: capped(requested.retainTurns, configuration.retainTurns),
+            retainOutputBytes: capped(requested.retainOutputBytes, configuration.retainOutputBytes),
+            retainAgeMs: capped(requested.retainAgeMs, ms(configuration.retainAge))
         )
     }
 }

@@ -20,7 +20,10 @@ public protocol SessionStore: Sendable {
     /// Everything kept, for the registry to rebuild itself at start. Turns that
     /// were queued or running when the previous process died are rewritten as
     /// finished with ABORTED and `interruptedMessage` (their output so far kept),
-    /// before this returns.
+    /// before this returns; a turn that was running counts in `turnsCompleted`.
+    /// A turn's `prompt` may be only its beginning (at least
+    /// ``StoredTurnPage/promptPrefixScalars`` scalars): the registry keeps only
+    /// its preview.
     func load(interruptedMessage: String) async throws -> [StoredSession]
 
     /// Makes a new session durable. Throws when it could not be written.
@@ -61,6 +64,9 @@ public struct StoredSession: Hashable, Sendable {
     public var ownerUID: UInt32
     public var createdAtMs: UInt64
     public var lastActivityMs: UInt64
+    /// Turns that started and then ended, however they ended (kept or not).
+    /// Turns ended while queued do not count. Maintained by the store.
+    public var turnsCompleted: UInt64
     /// Its kept turns, oldest first (only filled by `load`).
     public var turns: [StoredTurn]
 
@@ -71,6 +77,7 @@ public struct StoredSession: Hashable, Sendable {
         ownerUID: UInt32,
         createdAtMs: UInt64,
         lastActivityMs: UInt64,
+        turnsCompleted: UInt64 = 0,
         turns: [StoredTurn] = []
     ) {
         self.id = id
@@ -79,6 +86,7 @@ public struct StoredSession: Hashable, Sendable {
         self.ownerUID = ownerUID
         self.createdAtMs = createdAtMs
         self.lastActivityMs = lastActivityMs
+        self.turnsCompleted = turnsCompleted
         self.turns = turns
     }
 }
@@ -146,28 +154,56 @@ public struct TurnPage: Hashable, Sendable {
     /// the store's own ordering key, carried in page tokens.
     public var afterPosition: UInt64
     public var limit: Int
-    /// Also read each turn's whole output.
+    /// Also read each turn's whole prompt and output.
     public var includeOutput: Bool
+    /// At most this many bytes of turns in the page, as ``TurnPageBudget`` counts
+    /// them (prompts and output with `includeOutput`, plus each turn's summary):
+    /// the page is one response frame, and a client refuses a frame above its
+    /// `Hello.max_frame_size`. The page ends before the turn that would pass it;
+    /// its first turn is always there, without its output when it alone does not
+    /// fit (``StoredTurnPage/Entry/outputOmitted``). `Int.max`: no bound.
+    public var maxBytes: Int
 
-    public init(afterPosition: UInt64 = 0, limit: Int, includeOutput: Bool) {
+    public init(afterPosition: UInt64 = 0, limit: Int, includeOutput: Bool, maxBytes: Int = .max) {
         self.afterPosition = afterPosition
         self.limit = limit
         self.includeOutput = includeOutput
+        self.maxBytes = maxBytes
     }
 }
 
 public struct StoredTurnPage: Hashable, Sendable {
+    /// How much of a prompt a store must at least return when it does not return
+    /// the whole prompt, in Unicode scalars: more than the 200 bytes of a summary's
+    /// prompt preview, so the preview made from the prefix is the whole prompt's.
+    public static let promptPrefixScalars = 256
+
     public struct Entry: Hashable, Sendable {
+        /// The turn. `turn.prompt` is the whole prompt when the page includes
+        /// output and the prompt is not omitted; otherwise it may be only its first
+        /// ``StoredTurnPage/promptPrefixScalars`` scalars (enough for the preview).
         public var turn: StoredTurn
         /// The store's ordering key of this turn (for the next page's token).
         public var position: UInt64
         /// The output, chunks concatenated (with `includeOutput`).
         public var output: [UInt8]
+        /// The turn alone is over the page's byte budget: its output was left out.
+        public var outputOmitted: Bool
+        /// Even its prompt alone is over the budget: leave the prompt out too.
+        public var promptOmitted: Bool
 
-        public init(turn: StoredTurn, position: UInt64, output: [UInt8] = []) {
+        public init(
+            turn: StoredTurn,
+            position: UInt64,
+            output: [UInt8] = [],
+            outputOmitted: Bool = false,
+            promptOmitted: Bool = false
+        ) {
             self.turn = turn
             self.position = position
             self.output = output
+            self.outputOmitted = outputOmitted
+            self.promptOmitted = promptOmitted
         }
     }
 
@@ -178,5 +214,72 @@ public struct StoredTurnPage: Hashable, Sendable {
     public init(entries: [Entry], hasMore: Bool) {
         self.entries = entries
         self.hasMore = hasMore
+    }
+}
+
+/// Fills a ``TurnPage`` turn by turn within its count and byte bounds. Both
+/// stores use it, before they read a turn's whole prompt and output, so they cut
+/// pages at the same turns and never load what they would not send.
+public struct TurnPageBudget: Sendable {
+    /// What of the next turn goes into the page.
+    public enum Admission: Hashable, Sendable {
+        /// Everything the page asks for.
+        case whole
+        /// The first turn of a page, too large on its own: its summary, its prompt
+        /// unless `withoutPrompt` (the prompt alone is too large too), no output.
+        case omitted(withoutPrompt: Bool)
+        /// Nothing: the page is full (count or bytes) and ends before this turn.
+        case pageFull
+    }
+
+    /// What a turn's summary costs besides its message, stop reason and turn id:
+    /// the record's and summary's tags and lengths, state, code, counters, times
+    /// and the prompt preview (at most 200 bytes). Generous, so that a page of
+    /// `maxBytes` never makes a larger frame.
+    public static let summaryOverhead = 512
+
+    public let page: TurnPage
+    /// Turns admitted so far.
+    public private(set) var count = 0
+    /// Bytes admitted so far.
+    public private(set) var bytes = 0
+
+    public init(page: TurnPage) {
+        self.page = page
+    }
+
+    /// Admits (or not) the next turn. `promptBytes` is the size of its whole
+    /// prompt in UTF-8 (the store may hold only a prefix in `turn.prompt`);
+    /// its output counts `turn.bytes` unless retention dropped it.
+    public mutating func admit(_ turn: StoredTurn, promptBytes: Int) -> Admission {
+        guard count < max(1, page.limit) else { return .pageFull }
+        let summary = Self.summaryOverhead + turn.turnID.utf8.count
+            + (turn.ending.map { $0.message.utf8.count + $0.stopReason.utf8.count } ?? 0)
+        let prompt = page.includeOutput ? max(0, promptBytes) : 0
+        let output = page.includeOutput && !turn.outputDropped ? Int(clamping: turn.bytes) : 0
+        let total = Self.sum(Self.sum(summary, prompt), output)
+        let remaining = max(0, page.maxBytes) - bytes
+        if total <= remaining {
+            count += 1
+            bytes += total
+            return .whole
+        }
+        guard count == 0 else { return .pageFull }
+        count += 1
+        guard output > 0 || prompt > 0 else {
+            // Nothing to leave out: the summary goes as it is.
+            bytes += summary
+            return .whole
+        }
+        let withPrompt = Self.sum(summary, prompt)
+        let withoutPrompt = withPrompt > remaining
+        bytes = Self.sum(bytes, withoutPrompt ? summary : withPrompt)
+        return .omitted(withoutPrompt: withoutPrompt)
+    }
+
+    /// `a + b`, saturating at `Int.max` (a stored byte count is a `UInt64`).
+    private static func sum(_ a: Int, _ b: Int) -> Int {
+        let (value, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : value
     }
 }

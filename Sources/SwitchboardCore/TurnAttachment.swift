@@ -60,7 +60,13 @@ public final class TurnAttachment: Sendable {
         while true {
             let now = log.snapshot()
             if cursor < now.lastSequence {
-                cursor = try await replay(turnID: log.turnID, after: cursor, through: now.lastSequence, sink: sink)
+                do throws(SwitchboardError) {
+                    cursor = try await replay(turnID: log.turnID, after: cursor, through: now.lastSequence, sink: sink)
+                } catch {
+                    return try await endAfterClose(error, turnID: log.turnID, cursor: cursor, sink: sink) { () async throws(SwitchboardError) in
+                        try await Self.outcome(of: log)
+                    }
+                }
                 continue
             }
             if let outcome = now.outcome {
@@ -76,12 +82,22 @@ public final class TurnAttachment: Sendable {
 
     private func replayFinished(_ summary: TurnSummary, sink: @escaping @Sendable (PromptEvent) async throws -> Void) async throws(SwitchboardError) -> TurnOutcome {
         try await send(.attached(TurnAttached(turnID: summary.turnID, state: .finished, lastSequence: summary.chunks)), sink)
+        let outcome = Self.outcome(of: summary)
         if afterSequence < summary.chunks {
-            _ = try await replay(turnID: summary.turnID, after: afterSequence, through: summary.chunks, sink: sink)
+            do throws(SwitchboardError) {
+                _ = try await replay(turnID: summary.turnID, after: afterSequence, through: summary.chunks, sink: sink)
+            } catch {
+                return try await endAfterClose(error, turnID: summary.turnID, cursor: afterSequence, sink: sink) { outcome }
+            }
         }
+        try await send(.finished(outcome.finished), sink)
+        return outcome
+    }
+
+    private static func outcome(of summary: TurnSummary) -> TurnOutcome {
         let duration = summary.endedAtMs > summary.startedAtMs && summary.startedAtMs > 0
             ? summary.endedAtMs - summary.startedAtMs : 0
-        let outcome = TurnOutcome(
+        return TurnOutcome(
             code: summary.code,
             message: summary.message,
             finished: TurnFinished(
@@ -92,8 +108,54 @@ public final class TurnAttachment: Sendable {
                 durationMs: duration
             )
         )
+    }
+
+    /// How a followed turn ended, waiting for it if need be (the turn of a closed
+    /// session ends as soon as its backend has stopped).
+    private static func outcome(of log: TurnLog) async throws(SwitchboardError) -> TurnOutcome {
+        while true {
+            if let outcome = log.snapshot().outcome { return outcome }
+            await log.waitForProgress(beyond: .max)
+            if Task.isCancelled {
+                throw SwitchboardError(code: .cancelled, message: "attach cancelled")
+            }
+        }
+    }
+
+    /// A read of the turn's output failed. When that is because the session was
+    /// closed while this attacher lagged behind (the store deleted the session:
+    /// NOT_FOUND, or DATA_LOSS for a read that raced the delete), the attach ends
+    /// as documented, with `finished` and the turn's status (CANCELLED for the turn
+    /// the close cancelled), without the output it had not read yet. A turn that
+    /// had ended OK ends NOT_FOUND instead: a missed tail is never reported as a
+    /// success. Any other failure is the caller's error.
+    private func endAfterClose(
+        _ error: SwitchboardError,
+        turnID: String,
+        cursor: UInt64,
+        sink: @escaping @Sendable (PromptEvent) async throws -> Void,
+        outcome: () async throws(SwitchboardError) -> TurnOutcome
+    ) async throws(SwitchboardError) -> TurnOutcome {
+        guard error.code == .notFound || error.code == .dataLoss, await sessionIsDeleted() else { throw error }
+        let outcome = try await outcome()
+        guard outcome.code != .ok else {
+            throw SwitchboardError(
+                code: .notFound,
+                message: "session \"\(sessionID)\" was closed: the output of turn \(turnID) after sequence \(cursor) is no longer kept"
+            )
+        }
         try await send(.finished(outcome.finished), sink)
         return outcome
+    }
+
+    /// Whether the store no longer has the session (it was closed and deleted).
+    private func sessionIsDeleted() async -> Bool {
+        do {
+            _ = try await store.turns(sessionID: sessionID, page: TurnPage(limit: 1, includeOutput: false))
+            return false
+        } catch {
+            return (error as? SwitchboardError)?.code == .notFound
+        }
     }
 
     /// Sends chunks (after, through] from the store, in pages; returns the new cursor.

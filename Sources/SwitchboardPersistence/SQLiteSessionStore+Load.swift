@@ -5,15 +5,25 @@ import SwitchboardProtocol
 extension SQLiteSessionStore {
     /// Rewrites turns left queued or running by a previous process as ABORTED
     /// ("interrupted", with `interruptedMessage`), recounting their chunks and
-    /// bytes from the output actually stored; reads every session with its
-    /// turns (oldest first, without output: two straight scans, grouped here);
-    /// applies every session's retention to what it read (see ``Retention``).
-    /// One write transaction, on GRDB's writer queue.
+    /// bytes from the output actually stored (a turn that was running counts
+    /// as completed, as its end would have); reads every session with its
+    /// turns (oldest first, without output: two straight scans, grouped here),
+    /// each prompt only up to `StoredTurnPage.promptPrefixScalars` scalars
+    /// (restore keeps only its preview, so whole prompts are never all held in
+    /// memory); applies every session's retention to what it read (see
+    /// ``Retention``). One write transaction, on GRDB's writer queue. Then the
+    /// writer compacts what retention freed.
     public func load(interruptedMessage: String) async throws -> [StoredSession] {
         try checkOpen()
         try await writer.flush()
         let now = EpochMilliseconds.now()
         let (sessions, interrupted) = try await pool.write { db -> ([StoredSession], Int) in
+            // `state <> 3` lets the subquery use the partial index turns_unfinished.
+            try db.execute(sql: """
+                UPDATE sessions SET turns_completed = turns_completed
+                    + (SELECT count(*) FROM turns WHERE turns.session_id = sessions.id AND turns.state = 2)
+                WHERE id IN (SELECT session_id FROM turns WHERE state <> 3 AND state = 2)
+                """)
             try db.execute(sql: """
                 UPDATE turns SET state = 3, code = ?, message = ?, stop_reason = 'interrupted', ended_at_ms = ?,
                     chunks = (SELECT coalesce(sum(chunks), 0) FROM output WHERE turn = turns.position),
@@ -27,6 +37,7 @@ extension SQLiteSessionStore {
         if interrupted > 0 {
             logger.notice("session store: \(interrupted) turns that were running when the previous process stopped were marked ABORTED")
         }
+        writer.requestCompaction()
         return sessions
     }
 
@@ -47,7 +58,10 @@ extension SQLiteSessionStore {
         }
         // Positions alongside each session's turns, for retention.
         var positions = [[Int64]](repeating: [], count: sessions.count)
-        let turnRows = try Row.fetchCursor(db, sql: "SELECT \(Rows.turnColumns) FROM \(Rows.turnSource) ORDER BY position")
+        let turnRows = try Row.fetchCursor(
+            db,
+            sql: "SELECT \(Rows.turnColumns(prompt: "substr(prompt, 1, \(StoredTurnPage.promptPrefixScalars))")) FROM \(Rows.turnSource) ORDER BY position"
+        )
         while let row = try turnRows.next() {
             let turn = Rows.turn(row)
             if let at = index[turn.sessionID] {

@@ -48,72 +48,97 @@ extension SQLiteSessionStore {
         return chunks
     }
 
-    /// At most `page.limit` turns (at least 1, as in the in-memory store).
+    /// At most `page.limit` turns (at least 1, as in the in-memory store) within
+    /// `page.maxBytes` (``TurnPageBudget``). Rows come with a prefix of their
+    /// prompt and its size; a turn's whole prompt and output are read only once
+    /// it is admitted to the page, so a page never loads more than it sends.
     public func turns(sessionID: String, page: TurnPage) async throws -> StoredTurnPage {
         try checkOpen()
         let pending = writer.pendingView(sessionID: sessionID)
         let limit = max(1, page.limit)
-        struct Stored: Sendable {
-            var turn: StoredTurn
-            var position: UInt64
-            var lastSequence: UInt64
-            var output: [UInt8]
-        }
-        let stored = try await pool.read { db -> [Stored]? in
+        let result = try await pool.read { db -> StoredTurnPage? in
             guard try Bool.fetchOne(
                 db.cachedStatement(sql: "SELECT 1 FROM sessions WHERE id = ?"), arguments: [sessionID]
             ) != nil else { return nil }
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
-                SELECT \(Rows.turnColumns) FROM \(Rows.turnSource) WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?
+                SELECT \(Rows.turnColumnsWithPromptPrefix) FROM \(Rows.turnSource)
+                WHERE session_id = ? AND position > ? ORDER BY position LIMIT ?
                 """), arguments: [sessionID, Int64(clamping: page.afterPosition), limit + 1])
-            return try rows.map { row in
-                let turn = Rows.turn(row)
+            var budget = TurnPageBudget(page: page)
+            var entries: [StoredTurnPage.Entry] = []
+            var storedPositions = Set<UInt64>()
+            for row in rows {
+                var turn = Rows.turn(row)
                 let position: Int64 = row[13]
-                var output: [UInt8] = []
-                if page.includeOutput && !turn.outputDropped {
-                    // Segments hold the bytes already concatenated, in order.
-                    let segments = try Row.fetchCursor(
-                        db.cachedStatement(sql: "SELECT data FROM output WHERE turn = ? ORDER BY last_sequence"),
-                        arguments: [position]
-                    )
-                    while let segment = try segments.next() {
-                        try segment.withUnsafeData(atIndex: 0) { data in
-                            if let data { output.append(contentsOf: data) }
-                        }
+                let lastSequence = Rows.unsigned(row[14])
+                let promptBytes = Int(clamping: row[15] as Int64)
+                storedPositions.insert(UInt64(clamping: position))
+                pending.apply(to: &turn, lastSequence: lastSequence)
+                let admission = budget.admit(turn, promptBytes: promptBytes)
+                if admission == .pageFull { return StoredTurnPage(entries: entries, hasMore: true) }
+                var entry = StoredTurnPage.Entry(turn: turn, position: UInt64(clamping: position))
+                if case .omitted(let withoutPrompt) = admission {
+                    entry.outputOmitted = true
+                    entry.promptOmitted = withoutPrompt
+                }
+                guard page.includeOutput else {
+                    entries.append(entry)
+                    continue
+                }
+                if !entry.promptOmitted {
+                    entry.turn.prompt = try String.fetchOne(
+                        db.cachedStatement(sql: "SELECT prompt FROM turn_prompts WHERE turn = ?"), arguments: [position]
+                    ) ?? ""
+                }
+                if !entry.outputOmitted && !turn.outputDropped {
+                    entry.output = try Self.concatenatedOutput(db, position: position)
+                    for chunk in pending.chunks(turnID: turn.turnID) where chunk.sequence > lastSequence {
+                        entry.output += chunk.data
                     }
                 }
-                return Stored(turn: turn, position: UInt64(clamping: position), lastSequence: Rows.unsigned(row[14]), output: output)
+                entries.append(entry)
             }
-        }
-        guard let stored else {
-            throw SwitchboardError(code: .notFound, message: "session \(sessionID) not found")
-        }
-        var entries: [StoredTurnPage.Entry] = []
-        for var item in stored {
-            pending.apply(to: &item.turn, lastSequence: item.lastSequence)
-            if page.includeOutput && !item.turn.outputDropped {
-                for chunk in pending.chunks(turnID: item.turn.turnID) where chunk.sequence > item.lastSequence {
-                    item.output += chunk.data
+            // Turns whose acceptance is not committed yet come after every stored one.
+            for (accepted, position) in pending.acceptedTurns
+            where position > page.afterPosition && !storedPositions.contains(position) {
+                var turn = accepted
+                pending.apply(to: &turn, lastSequence: turn.chunks)
+                var entry = StoredTurnPage.Entry(turn: turn, position: position)
+                switch budget.admit(turn, promptBytes: turn.prompt.utf8.count) {
+                case .pageFull:
+                    return StoredTurnPage(entries: entries, hasMore: true)
+                case .omitted(let withoutPrompt):
+                    entry.outputOmitted = true
+                    entry.promptOmitted = withoutPrompt
+                case .whole:
+                    if page.includeOutput {
+                        for chunk in pending.chunks(turnID: turn.turnID) { entry.output += chunk.data }
+                    }
                 }
+                entries.append(entry)
             }
-            entries.append(.init(turn: item.turn, position: item.position, output: item.output))
-        }
-        // Turns whose acceptance is not committed yet come after every stored one.
-        let storedPositions = Set(entries.map(\.position))
-        for (accepted, position) in pending.acceptedTurns
-        where position > page.afterPosition && !storedPositions.contains(position) {
-            var turn = accepted
-            pending.apply(to: &turn, lastSequence: turn.chunks)
-            var output: [UInt8] = []
-            if page.includeOutput {
-                for chunk in pending.chunks(turnID: turn.turnID) { output += chunk.data }
-            }
-            entries.append(.init(turn: turn, position: position, output: output))
-        }
-        guard entries.count > limit else {
             return StoredTurnPage(entries: entries, hasMore: false)
         }
-        return StoredTurnPage(entries: Array(entries.prefix(limit)), hasMore: true)
+        guard let result else {
+            throw SwitchboardError(code: .notFound, message: "session \(sessionID) not found")
+        }
+        return result
+    }
+
+    /// A turn's stored output, chunks concatenated (segments hold the bytes
+    /// already concatenated, in order).
+    static func concatenatedOutput(_ db: Database, position: Int64) throws -> [UInt8] {
+        var output: [UInt8] = []
+        let segments = try Row.fetchCursor(
+            db.cachedStatement(sql: "SELECT data FROM output WHERE turn = ? ORDER BY last_sequence"),
+            arguments: [position]
+        )
+        while let segment = try segments.next() {
+            try segment.withUnsafeData(atIndex: 0) { data in
+                if let data { output.append(contentsOf: data) }
+            }
+        }
+        return output
     }
 
     /// Splits the segments that hold chunks after `after` (the first one may

@@ -71,7 +71,7 @@ public final class SQLiteSessionStore: SessionStore {
     }
 
     /// Claims `directory` (created 0700 when missing) and opens or creates its
-    /// database, migrating an older schema. Blocking (file I/O): call it at
+    /// database, kept 0600 (see ``PrivateFiles``), migrating an older schema. Blocking (file I/O): call it at
     /// start, not on an event loop. Throws FAILED_PRECONDITION when another
     /// switchboard holds the directory or the schema is newer than this build's,
     /// DATA_LOSS for a file that is not a SQLite database or is corrupt; such a
@@ -79,16 +79,22 @@ public final class SQLiteSessionStore: SessionStore {
     public static func open(directory: String, logger: Logger, options: Options = Options()) throws -> SQLiteSessionStore {
         let lock = try StateDirectoryLock.acquire(directory: directory)
         let path = directory + "/" + databaseFileName
+        PrivateFiles.warnIfShared(directory: directory, logger: logger)
         do {
             let pool = try DatabaseOpener.open(
                 path: path, migrations: options.migrations, verify: options.verifyOnOpen, logger: logger
             )
-            let lastPosition = try pool.read { db in
-                try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'turns'") ?? 0
+            let (lastPosition, autoVacuum) = try pool.read { db in
+                (
+                    try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'turns'") ?? 0,
+                    try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") ?? 0
+                )
             }
             let writer = BatchWriter(
                 pool: pool,
                 lastPosition: UInt64(clamping: lastPosition),
+                // 2 = incremental: only then does `incremental_vacuum` give pages back.
+                compacts: autoVacuum == 2,
                 parameters: .init(
                     maxChunks: max(1, options.batchMaxChunks),
                     maxBytes: max(1, options.batchMaxBytes),

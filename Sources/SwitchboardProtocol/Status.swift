@@ -67,7 +67,9 @@ public struct ServerStatus: Hashable, Sendable {
 /// `/switchboard.v1.Sessions/ListTurns`: a session's kept turns, oldest first.
 public struct ListTurnsRequest: Hashable, Sendable {
     public var sessionID: String
-    /// 0 = 20; the server caps it at 100.
+    /// 0 = 20; the server caps it at 100. A page also ends before the turn that
+    /// would take the response past the client's frame size (at least one turn;
+    /// see ``TurnHistoryEntry/outputOmitted``).
     public var pageSize: UInt32
     /// `nextPageToken` of the previous page; empty = from the oldest kept turn.
     public var pageToken: String
@@ -91,12 +93,23 @@ public struct TurnHistoryEntry: Hashable, Sendable {
     public var output: [UInt8]
     /// Retention dropped this turn's output.
     public var outputDropped: Bool
+    /// The turn did not fit in one ListTurns response (the client's frame size):
+    /// its output was left out, and its prompt too when the prompt alone does not
+    /// fit. Attach streams the output in chunks.
+    public var outputOmitted: Bool
 
-    public init(summary: TurnSummary, prompt: String = "", output: [UInt8] = [], outputDropped: Bool = false) {
+    public init(
+        summary: TurnSummary,
+        prompt: String = "",
+        output: [UInt8] = [],
+        outputDropped: Bool = false,
+        outputOmitted: Bool = false
+    ) {
         self.summary = summary
         self.prompt = prompt
         self.output = output
         self.outputDropped = outputDropped
+        self.outputOmitted = outputOmitted
     }
 }
 

@@ -247,11 +247,13 @@ enum JSONOutput {
         /// The output as a string when it is valid UTF-8, else null.
         let outputText: String?
         let outputDropped: Bool
+        let outputOmitted: Bool
 
         enum CodingKeys: String, CodingKey {
             case summary, prompt, output
             case outputText = "output_text"
             case outputDropped = "output_dropped"
+            case outputOmitted = "output_omitted"
         }
 
         init(_ entry: TurnHistoryEntry) {
@@ -260,6 +262,7 @@ enum JSONOutput {
             output = Data(entry.output).base64EncodedString()
             outputText = String(validating: entry.output, as: UTF8.self)
             outputDropped = entry.outputDropped
+            outputOmitted = entry.outputOmitted
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -269,6 +272,7 @@ enum JSONOutput {
             try container.encode(output, forKey: .output)
             try container.encode(outputText, forKey: .outputText)  // null rather than absent
             try container.encode(outputDropped, forKey: .outputDropped)
+            try container.encode(outputOmitted, forKey: .outputOmitted)
         }
     }
 

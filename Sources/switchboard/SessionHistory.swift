@@ -12,9 +12,11 @@ struct SessionHistory: AsyncParsableCommand {
             One page by default (--page-size, server default 20, at most 100); when more \
             turns follow, the token for the next page is printed on stderr (pass it with \
             --page-token), or use --all for every page. --output shows each turn's whole \
-            prompt and kept output. With --json the page is printed as \
-            {"turns":[…],"next_page_token":"…"} (output as base64 `output` and, when it is \
-            valid UTF-8, `output_text`).
+            prompt and kept output; a page holds at most one response frame (4 MiB by \
+            default), and a turn too large for one on its own comes without its output \
+            (`output_omitted`; `switchboard attach ID --turn TURN` streams it). With --json \
+            the page is printed as {"turns":[…],"next_page_token":"…"} (output as base64 \
+            `output` and, when it is valid UTF-8, `output_text`).
             """
     )
 
@@ -63,7 +65,7 @@ struct SessionHistory: AsyncParsableCommand {
         if turns.isEmpty {
             Console.err("no turns\n")
         } else if output {
-            Console.out(TurnHistoryView.detail(turns))
+            Console.out(TurnHistoryView.detail(turns, sessionID: id))
         } else {
             Console.out(TurnHistoryView.table(turns))
         }
@@ -86,7 +88,7 @@ enum TurnHistoryView {
                 summary.state == .finished ? summary.code.name : "-",
                 summary.stopReason.isEmpty ? "-" : summary.stopReason,
                 "\(summary.chunks)",
-                "\(summary.bytes)" + (turn.outputDropped ? " (dropped)" : ""),
+                "\(summary.bytes)" + (turn.outputDropped ? " (dropped)" : turn.outputOmitted ? " (omitted)" : ""),
                 Format.age(sinceMs: summary.startedAtMs, nowMs: now),
                 duration(summary),
                 Format.preview(summary.promptPreview),
@@ -95,8 +97,9 @@ enum TurnHistoryView {
         return table.render()
     }
 
-    /// Every turn with its whole prompt and output.
-    static func detail(_ turns: [TurnHistoryEntry]) -> String {
+    /// Every turn with its whole prompt and output (or, for a turn too large for
+    /// one page, how to read its output).
+    static func detail(_ turns: [TurnHistoryEntry], sessionID: String) -> String {
         let now = Format.nowMs()
         return turns.map { turn in
             let summary = turn.summary
@@ -113,9 +116,15 @@ enum TurnHistoryView {
                 ("started", Format.age(sinceMs: summary.startedAtMs, nowMs: now)),
                 ("duration", duration(summary)),
             ])
-            text += "--- prompt\n" + withNewline(turn.prompt)
+            if turn.outputOmitted && turn.prompt.isEmpty {
+                text += "--- prompt (too large for a page; preview)\n" + withNewline(summary.promptPreview)
+            } else {
+                text += "--- prompt\n" + withNewline(turn.prompt)
+            }
             if turn.outputDropped {
                 text += "--- output (dropped by retention)\n"
+            } else if turn.outputOmitted {
+                text += "--- output (too large for a page; use `switchboard attach \(sessionID) --turn \(summary.turnID)`)\n"
             } else {
                 text += "--- output\n" + withNewline(String(decoding: turn.output, as: UTF8.self))
             }

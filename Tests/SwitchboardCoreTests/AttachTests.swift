@@ -111,7 +111,9 @@ struct AttachTests {
         let attacher = AttachRecorder()
         let attachment = try harness.registry.attach(AttachRequest(sessionID: "s", afterSequence: 3), caller: .server)
         let attach = Task { try await attachment.run(sink: attacher.sink) }
-        // Output produced concurrently with the replay.
+        // Attached while the turn runs (the turn cannot end before: its feed is
+        // still open); then output produced concurrently with the replay.
+        await eventually("attached") { attacher.attached != nil }
         for index in 6...400 { feed.push("p", "c\(index) ") }
         feed.finish("p")
         let outcome = try await attach.value

@@ -102,6 +102,8 @@ import Testing
         let harness = Harness(configuration: CoreConfiguration(maxSessionsPerUID: 1))
         try await create(harness, "old", owner: alice)
         #expect(harness.registry.removeIdleSessions(nowMs: UInt64.max / 2) == ["old"])
+        // The slot is the closed session's until the store's delete returned.
+        await eventually("the closed session leaves the map") { harness.registry.managedSession(id: "old") == nil }
         try await create(harness, "new", owner: alice)
     }
 }

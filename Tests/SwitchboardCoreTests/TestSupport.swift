@@ -123,10 +123,11 @@ final class EventRecorder: Sendable {
     }
 }
 
-/// Polls `condition` until it holds; records an issue after `timeout`.
+/// Polls `condition` until it holds; records an issue after `timeout` (a hang
+/// guard, stretched with the test time scale).
 func eventually(
     _ what: String,
-    timeout: Duration = .seconds(10),
+    timeout: Duration = TestTimeScale.seconds(10),
     sourceLocation: SourceLocation = #_sourceLocation,
     _ condition: () -> Bool
 ) async {

@@ -1,9 +1,16 @@
 // The crash test's child: records into a store, then dies without closing it.
 //
-//   switchboard-store-crash-helper DIRECTORY kill|exit|hold
+//   switchboard-store-crash-helper DIRECTORY kill|exit|hold|fork
 //
 // hold: opens the store, prints "holding", and keeps the directory until its
 // standard input ends; then closes the store and exits 0 (the lock tests).
+//
+// fork: opens the store, forks a child that only pauses, closes the store and
+// opens it again while the child lives; prints "reopened" and exits 0, or prints
+// the error and exits 1 (a lock the child inherited, as `flock`'s was, would
+// keep the directory claimed). The child is killed and reaped either way. Here
+// and not in the test process, whose fork would copy every descriptor that
+// concurrent tests have open into the child.
 //
 // Session "s-crash": turn "t-1" finished with "abc" (flushed); turn "t-2" running
 // with chunks 1...4 flushed and 5...6 recorded but not flushed; turn "t-3" accepted
@@ -18,8 +25,8 @@ import SwitchboardPersistence
 import SwitchboardProtocol
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3, ["kill", "exit", "hold"].contains(arguments[2]) else {
-    print("usage: switchboard-store-crash-helper DIRECTORY kill|exit|hold")
+guard arguments.count == 3, ["kill", "exit", "hold", "fork"].contains(arguments[2]) else {
+    print("usage: switchboard-store-crash-helper DIRECTORY kill|exit|hold|fork")
     exit(64)
 }
 
@@ -42,6 +49,33 @@ if arguments[2] == "hold" {
     while read(0, &byte, 1) > 0 {}
     try await store.close()
     exit(0)
+}
+if arguments[2] == "fork" {
+    let child = fork()
+    if child == 0 {
+        // Only async-signal-safe calls here; the alarm ends a forgotten child.
+        alarm(60)
+        pause()
+        _exit(0)
+    }
+    guard child > 0 else {
+        say("fork failed: errno \(errno)")
+        exit(1)
+    }
+    var status: Int32 = 1
+    do {
+        try await store.close()
+        let reopened = try SQLiteSessionStore.open(directory: arguments[1], logger: Logger(label: "crash-helper"), options: options)
+        try await reopened.close()
+        say("reopened")
+        status = 0
+    } catch {
+        say("cannot reopen: \(error)")
+    }
+    kill(child, SIGKILL)
+    var childStatus: Int32 = 0
+    waitpid(child, &childStatus, 0)
+    exit(status)
 }
 try await store.createSession(StoredSession(
     id: "s-crash", labels: [Label(key: "k", value: "v")], settings: SessionSettings(backend: "echo"),

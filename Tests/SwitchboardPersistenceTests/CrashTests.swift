@@ -16,7 +16,7 @@ struct CrashTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try crashHelperPath())
         process.arguments = [directory.state, mode]
-        let output = Pipe()
+        let output = closeOnExecPipe()
         process.standardOutput = output
         try process.run()
         // Read and reap on a thread of its own: blocking a cooperative thread would
@@ -45,6 +45,8 @@ struct CrashTests {
         #expect(session.id == "s-crash" && session.labels == [Label(key: "k", value: "v")] && session.ownerUID == 1000)
         // t-3 was only in the lost batch.
         #expect(session.turns.map(\.turnID) == ["t-1", "t-2"])
+        // t-1 ended after starting; t-2 was running, so its interruption ends it too.
+        #expect(session.turnsCompleted == 2)
         let finished = session.turns[0]
         #expect(finished.ending == StoredTurnEnding(code: .ok, message: "", stopReason: "end_turn", endedAtMs: 1_003))
         #expect(finished.chunks == 3 && finished.bytes == 3)

@@ -27,8 +27,8 @@ struct DirectoryLockTests {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try crashHelperPath())
         process.arguments = [directory.state, "hold"]
-        let input = Pipe()
-        let output = Pipe()
+        let input = closeOnExecPipe()
+        let output = closeOnExecPipe()
         process.standardInput = input
         process.standardOutput = output
         try process.run()
@@ -92,7 +92,7 @@ struct DirectoryLockTests {
         let probe = Process()
         probe.executableURL = URL(fileURLWithPath: try crashHelperPath())
         probe.arguments = [directory.state, "hold"]
-        let output = Pipe()
+        let output = closeOnExecPipe()
         probe.standardOutput = output
         probe.standardError = output
         probe.standardInput = FileHandle.nullDevice
@@ -109,26 +109,31 @@ struct DirectoryLockTests {
     /// The CI failure this guards against: with `flock`, a child forked (by any
     /// thread) while the store was open shared the lock's open file description,
     /// so the closed store's lock stayed held until the child exec'd or exited.
+    /// The helper forks, closes and reopens (this process never forks: its child
+    /// would hold copies of every descriptor the concurrent tests have open).
     @Test("a child forked while the store was open does not keep the directory after close")
     func forkedChildDoesNotHoldTheLock() async throws {
         let directory = try ScratchDirectory()
         defer { directory.remove() }
+        let helper = Process()
+        helper.executableURL = URL(fileURLWithPath: try crashHelperPath())
+        helper.arguments = [directory.state, "fork"]
+        let output = closeOnExecPipe()
+        helper.standardOutput = output
+        helper.standardError = FileHandle.nullDevice
+        helper.standardInput = FileHandle.nullDevice
+        try helper.run()
+        let printed: String = await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                let data = output.fileHandleForReading.readDataToEndOfFile()
+                helper.waitUntilExit()
+                continuation.resume(returning: String(decoding: data, as: UTF8.self))
+            }
+        }
+        #expect(printed == "reopened\n")
+        #expect(helper.terminationReason == .exit && helper.terminationStatus == 0)
+        // The helper released the directory on its way out.
         let store = try openStore(directory)
-        let child = fork()
-        if child == 0 {
-            // Only async-signal-safe calls here; the alarm ends a forgotten child.
-            alarm(60)
-            pause()
-            _exit(0)
-        }
-        try #require(child > 0, "fork failed: errno \(errno)")
-        defer {
-            kill(child, SIGKILL)
-            var status: Int32 = 0
-            waitpid(child, &status, 0)
-        }
         try await store.close()
-        let reopened = try openStore(directory)
-        try await reopened.close()
     }
 }

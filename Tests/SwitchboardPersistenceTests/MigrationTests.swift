@@ -48,6 +48,7 @@ struct MigrationTests {
             let loaded = try await store.load(interruptedMessage: "x")
             #expect(loaded.map(\.id) == ["s-1"])
             #expect(loaded.first?.labels == [Label(key: "k", value: "v")])
+            #expect(loaded.first?.turnsCompleted == 1)
             let output = try await store.output(sessionID: "s-1", turnID: "t-1", afterSequence: 0, limit: 1000)
             #expect(output.map(\.data) == [Array("old".utf8), Array("data".utf8)])
             try await store.close()

@@ -68,6 +68,26 @@ extension SessionStore {
     }
 }
 
+/// A `Pipe` whose two descriptors are close-on-exec. Foundation's `Pipe()`
+/// makes them with plain `pipe()`, so every child that another test of this
+/// process spawns meanwhile would inherit them, and a reader waiting for the
+/// end of the output would wait for that unrelated child too. (`Process`
+/// still hands its child the ends it names: `dup2` clears the flag.)
+func closeOnExecPipe() -> Pipe {
+    let pipe = Pipe()
+    for fd in [pipe.fileHandleForReading.fileDescriptor, pipe.fileHandleForWriting.fileDescriptor] {
+        _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
+    }
+    return pipe
+}
+
+/// The mode bits (permissions) of a file.
+func fileMode(_ path: String) throws -> mode_t {
+    var info = stat()
+    guard stat(path, &info) == 0 else { throw TestFailure("stat \(path): errno \(errno)") }
+    return info.st_mode & 0o7777
+}
+
 /// The bytes of a file, to check a refused file was left untouched.
 func fileBytes(_ path: String) throws -> Data {
     try Data(contentsOf: URL(fileURLWithPath: path))
@@ -88,6 +108,20 @@ func crashHelperPath() throws -> String {
         }
     }
     throw TestFailure("switchboard-store-crash-helper not found next to the test bundle (build with --build-tests)")
+}
+
+/// Polls `condition` every few milliseconds until it holds; fails after
+/// `timeout` (a bound for a broken build, not a speed requirement).
+func eventually(
+    _ what: String,
+    timeout: Duration = .seconds(20),
+    _ condition: () throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while try !condition() {
+        if ContinuousClock.now >= deadline { throw TestFailure("timed out waiting for: \(what)") }
+        try await Task.sleep(for: .milliseconds(5))
+    }
 }
 
 /// Runs read-only queries with GRDB directly (no store), one integer each.

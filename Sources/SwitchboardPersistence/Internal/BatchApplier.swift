@@ -13,6 +13,11 @@ import SwitchboardProtocol
 /// so they always match the chunks committed with them. A constraint failure of
 /// one operation (a turn of a session deleted meanwhile, a duplicate) is logged
 /// and skipped; any other error fails the whole batch, which the writer retries.
+///
+/// A session's `turns_completed` counts its turns that started and then ended,
+/// whatever the outcome (the registry's `TurnQueue.finishExecuting`): it grows
+/// when the end of a turn still marked running is applied, so a turn that ended
+/// while queued is not counted, and retention deleting turns does not lower it.
 struct BatchApplier {
     let db: Database
     let logger: Logger
@@ -23,8 +28,17 @@ struct BatchApplier {
         var lastSequence: Int64 = 0
     }
 
-    func apply(_ batch: [PendingOperation]) throws -> [(ticket: UInt64, error: (any Error)?)] {
+    /// What applying a batch did.
+    struct Applied {
+        /// The result of each create and delete, for their callers.
+        var tickets: [(ticket: UInt64, error: (any Error)?)] = []
+        /// A session, turns or output were deleted: pages may be free.
+        var deletedRows = false
+    }
+
+    func apply(_ batch: [PendingOperation]) throws -> Applied {
         var results: [(ticket: UInt64, error: (any Error)?)] = []
+        var deletedRows = false
         var deltas: [UInt64: Delta] = [:]
         var segments: [UInt64: (key: TurnKey, segment: OutputSegment)] = [:]
         var activity: [String: UInt64] = [:]
@@ -45,6 +59,7 @@ struct BatchApplier {
                 }
             case .deleteSession(let id, let ticket):
                 try db.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id])
+                if db.changesCount > 0 { deletedRows = true }
                 activity.removeValue(forKey: id)
                 // Its turns are gone: their collected output has nowhere to go.
                 for (position, open) in segments where open.key.sessionID == id {
@@ -81,6 +96,11 @@ struct BatchApplier {
                 if let delta = deltas.removeValue(forKey: position) {
                     try writeDelta(delta, position: position)
                 }
+                // Before the turn's state becomes 3: count it if it had started.
+                try db.cachedStatement(sql: """
+                    UPDATE sessions SET turns_completed = turns_completed + 1
+                    WHERE id = ? AND EXISTS (SELECT 1 FROM turns WHERE position = ? AND state = 2)
+                    """).execute(arguments: [key.sessionID, Int64(clamping: position)])
                 try db.cachedStatement(sql: """
                     UPDATE turns SET state = 3, code = ?, message = ?, stop_reason = ?, ended_at_ms = ?
                     WHERE position = ?
@@ -103,9 +123,9 @@ struct BatchApplier {
         }
         let now = EpochMilliseconds.now()
         for sessionID in retentionSessions {
-            try Retention.apply(db, sessionID: sessionID, nowMs: now)
+            if try Retention.apply(db, sessionID: sessionID, nowMs: now) { deletedRows = true }
         }
-        return results
+        return Applied(tickets: results, deletedRows: deletedRows)
     }
 
     /// Inserts one segment and adds it to the turn's counters (skipped, with a

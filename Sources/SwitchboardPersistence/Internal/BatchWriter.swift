@@ -20,6 +20,14 @@ import SwitchboardProtocol
 /// A batch is due when it holds `maxChunks` chunks or `maxBytes` bytes, when its
 /// oldest operation has waited `interval`, or at once when someone waits for it
 /// (create, delete, flush, close).
+///
+/// Compaction: when a batch that deleted rows (a session, or turns and output
+/// by retention) leaves more than ``compactionSlackPages`` free pages, the
+/// writer gives them back to the file system with `PRAGMA incremental_vacuum`,
+/// ``compactionStepPages`` at a time, each step its own short transaction taken
+/// only when no batch is due, so recording is never held up by more than one
+/// step. The slack stays for later writes to reuse: retention deletes a little
+/// after most turns, and giving back every page would cost a transaction each.
 final class BatchWriter: Sendable {
     struct Parameters: Sendable {
         var maxChunks: Int
@@ -59,6 +67,8 @@ final class BatchWriter: Sendable {
         var exited = false
         var exitWaiter: CheckedContinuation<Void, Never>?
         var backlogWarned = false
+        /// Pages were freed (or may have been): compact before going idle.
+        var compactionRequested = false
 
         init(lastPosition: UInt64) {
             self.lastPosition = lastPosition
@@ -68,11 +78,21 @@ final class BatchWriter: Sendable {
     private let pool: DatabasePool
     private let logger: Logger
     private let parameters: Parameters
+    /// The database has `auto_vacuum = INCREMENTAL` (otherwise
+    /// `incremental_vacuum` does nothing and compaction is skipped).
+    private let compacts: Bool
     private let state: Mutex<State>
     private let wakeUp = DispatchSemaphore(value: 0)
 
-    init(pool: DatabasePool, lastPosition: UInt64, parameters: Parameters, logger: Logger) {
+    /// Pages one compaction step gives back at most (4 MiB at SQLite's default
+    /// 4 KiB page size): bounded work between two batches.
+    static let compactionStepPages = 1024
+    /// Free pages left for reuse (1 MiB at 4 KiB pages).
+    static let compactionSlackPages = 256
+
+    init(pool: DatabasePool, lastPosition: UInt64, compacts: Bool, parameters: Parameters, logger: Logger) {
         self.pool = pool
+        self.compacts = compacts
         self.parameters = parameters
         self.logger = logger
         self.state = Mutex(State(lastPosition: lastPosition))
@@ -238,6 +258,17 @@ final class BatchWriter: Sendable {
 
     static let closedError = SwitchboardError(code: .failedPrecondition, message: "the session store is closed")
 
+    /// Asks the writer to give free pages back (after `load`, whose retention
+    /// and earlier runs may have left some).
+    func requestCompaction() {
+        guard compacts else { return }
+        let signal = state.withLockAnnotated { state in
+            state.compactionRequested = true
+            return wakeNeeded(&state)
+        }
+        if signal { wakeUp.signal() }
+    }
+
     // MARK: - Reads
 
     /// The not-yet-committed operations of one session, in order. Taken before
@@ -260,6 +291,7 @@ final class BatchWriter: Sendable {
 
     private enum Step {
         case write([PendingOperation])
+        case compact
         case wait(timeoutNs: UInt64?)
         case exit(CheckedContinuation<Void, Never>?)
     }
@@ -275,6 +307,10 @@ final class BatchWriter: Sendable {
                         state.exitWaiter = nil
                         return .exit(waiter)
                     }
+                    if state.compactionRequested {
+                        state.compactionRequested = false
+                        return .compact
+                    }
                     state.urgent = false
                     state.waitMode = .untilSignalled
                     return .wait(timeoutNs: nil)
@@ -285,6 +321,10 @@ final class BatchWriter: Sendable {
                 let due = state.urgent || state.closing || age >= interval
                     || state.pendingChunks >= parameters.maxChunks || state.pendingBytes >= parameters.maxBytes
                 if !due {
+                    if state.compactionRequested {
+                        state.compactionRequested = false
+                        return .compact
+                    }
                     state.waitMode = .timed
                     return .wait(timeoutNs: interval - age)
                 }
@@ -301,6 +341,8 @@ final class BatchWriter: Sendable {
             case .exit(let waiter):
                 waiter?.resume()
                 return
+            case .compact:
+                compactStep()
             case .wait(let timeoutNs):
                 if let timeoutNs {
                     _ = wakeUp.wait(timeout: .now() + .nanoseconds(Int(min(timeoutNs, UInt64(Int.max)))))
@@ -325,13 +367,17 @@ final class BatchWriter: Sendable {
     /// to the front of the queue).
     private func write(_ batch: [PendingOperation]) -> Bool {
         let durable = batch.contains { $0.ticket != nil }
-        var ticketResults: [(ticket: UInt64, error: (any Error)?)] = []
+        var applied = BatchApplier.Applied()
+        var freePages = 0
         do {
             try pool.writeWithoutTransaction { db in
                 if durable { try db.execute(sql: "PRAGMA synchronous = FULL") }
                 defer { if durable { try? db.execute(sql: "PRAGMA synchronous = NORMAL") } }
                 try db.inTransaction {
-                    ticketResults = try BatchApplier(db: db, logger: logger).apply(batch)
+                    applied = try BatchApplier(db: db, logger: logger).apply(batch)
+                    if applied.deletedRows && compacts {
+                        freePages = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+                    }
                     return .commit
                 }
             }
@@ -367,11 +413,12 @@ final class BatchWriter: Sendable {
         let (waiters, tickets) = state.withLockAnnotated { state in
             state.resolved += UInt64(state.inFlight.count)
             state.inFlight = []
+            if freePages > Self.compactionSlackPages { state.compactionRequested = true }
             let resolved = state.resolved
             let done = state.flushWaiters.filter { $0.target <= resolved }.map(\.continuation)
             state.flushWaiters.removeAll { $0.target <= resolved }
             var finished: [(CheckedContinuation<Void, any Error>, (any Error)?)] = []
-            for (ticket, result) in ticketResults {
+            for (ticket, result) in applied.tickets {
                 if let continuation = state.tickets.removeValue(forKey: ticket) { finished.append((continuation, result)) }
             }
             return (done, finished)
@@ -381,6 +428,28 @@ final class BatchWriter: Sendable {
             if let error { continuation.resume(throwing: error) } else { continuation.resume() }
         }
         return true
+    }
+
+    /// One bounded compaction step: gives back up to ``compactionStepPages``
+    /// of the free pages above the slack (SQLite moves pages from the end of
+    /// the file into free ones and truncates it; in WAL mode the file shrinks
+    /// at the next checkpoint). Asks for another step while more than the slack
+    /// remains and the last step helped.
+    private func compactStep() {
+        do {
+            let (before, after) = try pool.writeWithoutTransaction { db -> (Int, Int) in
+                let before = try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+                let excess = min(before - Self.compactionSlackPages, Self.compactionStepPages)
+                guard excess > 0 else { return (before, before) }
+                try db.execute(sql: "PRAGMA incremental_vacuum(\(excess))")
+                return (before, try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0)
+            }
+            if after > Self.compactionSlackPages && after < before {
+                state.withLockAnnotated { $0.compactionRequested = true }
+            }
+        } catch {
+            logger.warning("session store: compaction step failed: \(error)")
+        }
     }
 
     /// A closing store whose writes keep failing gives up, loudly: the

@@ -11,7 +11,8 @@ import SwitchboardProtocol
 ///
 /// The checks run before GRDB opens the file for writing: first the 16-byte
 /// header is read by hand, then a read-only connection runs `quick_check` and
-/// reads `user_version`. Only then is the pool opened (WAL) and migrated.
+/// reads `user_version`. Only then are the files made private (``PrivateFiles``)
+/// and the pool opened (WAL; a new file with incremental auto-vacuum) and migrated.
 enum DatabaseOpener {
     static let header = Array("SQLite format 3\0".utf8)
 
@@ -22,9 +23,13 @@ enum DatabaseOpener {
         logger: Logger
     ) throws(SwitchboardError) -> DatabasePool {
         let latest = Schema.latestVersion(of: migrations)
-        if try existsWithContent(path) {
+        let isNew = try !existsWithContent(path)
+        if !isNew {
             try inspect(path: path, latest: latest, verify: verify)
         }
+        // After the inspection (a refused file keeps even its mode), before
+        // SQLite creates or writes anything.
+        try PrivateFiles.secureDatabase(path: path, logger: logger)
         var configuration = Configuration()
         configuration.label = "switchboard.store"
         configuration.busyMode = .timeout(10)
@@ -32,16 +37,16 @@ enum DatabaseOpener {
             // WAL + NORMAL: a commit is atomic and survives a process crash;
             // batches that must survive a power loss are committed FULL.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            if isNew && !db.configuration.readonly {
+                // Lets compaction (`incremental_vacuum`, see BatchWriter) give
+                // pages back. It takes effect only before the file's first page
+                // is written: here, on the writer's connection, before GRDB
+                // switches the new file to WAL (which writes that page).
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+            }
         }
         do {
             let pool = try DatabasePool(path: path, configuration: configuration)
-            try pool.writeWithoutTransaction { db in
-                let tables = try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0
-                if tables == 0 {
-                    // Only possible before the first table: lets compaction give pages back.
-                    try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
-                }
-            }
             try Schema.migrator(migrations).migrate(pool)
             return pool
         } catch {

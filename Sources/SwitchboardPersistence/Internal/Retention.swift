@@ -70,17 +70,19 @@ enum Retention {
         return plan
     }
 
-    /// Applies one session's retention in the writer's transaction.
-    static func apply(_ db: Database, sessionID: String, nowMs: UInt64) throws {
+    /// Applies one session's retention in the writer's transaction; returns
+    /// whether it deleted anything.
+    @discardableResult
+    static func apply(_ db: Database, sessionID: String, nowMs: UInt64) throws -> Bool {
         // Most sessions may have no limits at all: one lookup, then nothing.
         guard let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT retain_turns, retain_output_bytes, retain_age_ms FROM sessions WHERE id = ?
-            """), arguments: [sessionID]) else { return }
+            """), arguments: [sessionID]) else { return false }
         var settings = SessionSettings()
         settings.retainTurns = UInt32(clamping: row[0] as Int64)
         settings.retainOutputBytes = Rows.unsigned(row[1])
         settings.retainAgeMs = Rows.unsigned(row[2])
-        guard limited(settings) else { return }
+        guard limited(settings) else { return false }
         var finished: [Candidate] = []
         let rows = try Row.fetchCursor(db.cachedStatement(sql: """
             SELECT position, ended_at_ms, bytes, output_dropped FROM turns
@@ -91,7 +93,9 @@ enum Retention {
                 position: row[0], endedAtMs: Rows.unsigned(row[1] ?? 0), bytes: Rows.unsigned(row[2]), outputDropped: row[3]
             ))
         }
-        try execute(plan(finished, settings: settings, nowMs: nowMs), db)
+        let plan = plan(finished, settings: settings, nowMs: nowMs)
+        try execute(plan, db)
+        return !plan.isEmpty
     }
 
     static func execute(_ plan: Plan, _ db: Database) throws {

@@ -11,8 +11,8 @@ enum Rows {
         try db.cachedStatement(sql: """
             INSERT INTO sessions (id, owner_uid, backend, idle_timeout_ms, turn_deadline_ms, stall_timeout_ms,
                 max_queued_prompts, when_no_worker, retain_turns, retain_output_bytes, retain_age_ms,
-                created_at_ms, last_activity_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                created_at_ms, last_activity_ms, turns_completed)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [
                 session.id, Int64(session.ownerUID), settings.backend,
                 Int64(clamping: settings.idleTimeoutMs), Int64(clamping: settings.turnDeadlineMs),
@@ -20,6 +20,7 @@ enum Rows {
                 Int64(settings.whenNoWorker.rawValue), Int64(settings.retainTurns),
                 Int64(clamping: settings.retainOutputBytes), Int64(clamping: settings.retainAgeMs),
                 Int64(clamping: session.createdAtMs), Int64(clamping: session.lastActivityMs),
+                Int64(clamping: session.turnsCompleted),
             ])
         for (ordinal, label) in session.labels.enumerated() {
             try db.cachedStatement(sql: "INSERT INTO session_labels (session_id, ordinal, key, value) VALUES (?, ?, ?, ?)")
@@ -49,9 +50,25 @@ enum Rows {
     static let turnSource = "turns LEFT JOIN turn_prompts ON turn_prompts.turn = turns.position"
 
     /// The columns `turn(_:)` reads, in order.
-    static let turnColumns = """
-        session_id, turn_id, coalesce(prompt, ''), state, accepted_at_ms, started_at_ms, code, message, stop_reason,
+    static let turnColumns = turnColumns(prompt: "prompt")
+
+    /// `turnColumns` with `prompt` (an expression of the `prompt` column) in
+    /// place of the whole prompt.
+    static func turnColumns(prompt: String) -> String {
+        """
+        session_id, turn_id, coalesce(\(prompt), ''), state, accepted_at_ms, started_at_ms, code, message, stop_reason,
         ended_at_ms, chunks, bytes, output_dropped, position, last_sequence
+        """
+    }
+
+    /// `turnColumns` with only the first `StoredTurnPage.promptPrefixScalars`
+    /// characters of the prompt (enough for its preview), then the whole
+    /// prompt's size in bytes (index 15): a history page reads whole prompts only
+    /// for the turns it sends with their output.
+    static let turnColumnsWithPromptPrefix = """
+        session_id, turn_id, coalesce(substr(prompt, 1, \(StoredTurnPage.promptPrefixScalars)), ''), state, accepted_at_ms,
+        started_at_ms, code, message, stop_reason, ended_at_ms, chunks, bytes, output_dropped, position, last_sequence,
+        coalesce(length(CAST(prompt AS BLOB)), 0)
         """
 
     static func turn(_ row: Row) -> StoredTurn {
@@ -81,7 +98,8 @@ enum Rows {
     /// The columns `session(_:)` reads, in order.
     static let sessionColumns = """
         id, owner_uid, backend, idle_timeout_ms, turn_deadline_ms, stall_timeout_ms, max_queued_prompts,
-        when_no_worker, retain_turns, retain_output_bytes, retain_age_ms, created_at_ms, last_activity_ms
+        when_no_worker, retain_turns, retain_output_bytes, retain_age_ms, created_at_ms, last_activity_ms,
+        turns_completed
         """
 
     static func session(_ row: Row) -> StoredSession {
@@ -101,7 +119,8 @@ enum Rows {
             ),
             ownerUID: UInt32(clamping: row[1] as Int64),
             createdAtMs: unsigned(row[11]),
-            lastActivityMs: unsigned(row[12])
+            lastActivityMs: unsigned(row[12]),
+            turnsCompleted: unsigned(row[13])
         )
     }
 

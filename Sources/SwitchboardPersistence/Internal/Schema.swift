@@ -56,6 +56,8 @@ package enum Schema {
     ///   a whole row on UPDATE, overflow pages included, and a turn's row is
     ///   updated once per batch while it streams (its counters); with a 3 MB
     ///   prompt in the row that was most of the writer's I/O.
+    /// - `sessions.turns_completed` counts the turns that started and ended
+    ///   (see ``BatchApplier``): retention deletes turns, the count stays.
     /// - Deleting a session cascades to its labels, turns and output.
     @Sendable
     static func createVersion1(_ db: Database) throws {
@@ -73,7 +75,8 @@ package enum Schema {
                 retain_output_bytes INTEGER NOT NULL,
                 retain_age_ms INTEGER NOT NULL,
                 created_at_ms INTEGER NOT NULL,
-                last_activity_ms INTEGER NOT NULL
+                last_activity_ms INTEGER NOT NULL,
+                turns_completed INTEGER NOT NULL DEFAULT 0
             );
             CREATE TABLE session_labels (
                 session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,

@@ -210,6 +210,7 @@ extension TurnHistoryEntry {
         c.pointee.prompt = arena.string(prompt)
         c.pointee.output = arena.binary(output)
         c.pointee.output_dropped = outputDropped ? 1 : 0
+        c.pointee.output_omitted = outputOmitted ? 1 : 0
         return c
     }
 
@@ -218,7 +219,8 @@ extension TurnHistoryEntry {
             summary: c.pointee.summary.map { TurnSummary(cMessage: $0) } ?? TurnSummary(turnID: "", state: .unspecified),
             prompt: swiftString(c.pointee.prompt),
             output: swiftBytes(c.pointee.output),
-            outputDropped: c.pointee.output_dropped != 0
+            outputDropped: c.pointee.output_dropped != 0,
+            outputOmitted: c.pointee.output_omitted != 0
         )
     }
 }

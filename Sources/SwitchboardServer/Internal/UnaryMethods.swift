@@ -54,7 +54,7 @@ enum UnaryMethod: CaseIterable {
     case healthCheck
     case listTurns
 
-    /// Answered by ``UnaryResponder/respondAsync(to:request:)`` on a task, then
+    /// Answered by ``UnaryResponder/respondAsync(to:request:peerMaxFrameSize:)`` on a task, then
     /// written back on the connection's event loop: creating and closing a
     /// session are durable before they answer, and history is read from the store.
     var isAsync: Bool {
@@ -138,8 +138,15 @@ struct UnaryResponder {
         }
     }
 
+    /// Room a ListTurns answer keeps in the client's frame for what surrounds its
+    /// turns (frame, call id, end, payload and response tags, the page token);
+    /// the turns themselves are counted by the store's `TurnPageBudget`.
+    static let listTurnsFrameOverhead = 1024
+
     /// The methods that wait for the store (``UnaryMethod/isAsync``); run on a task.
-    func respondAsync(to method: UnaryMethod, request: Payload?) async -> CallEnd {
+    /// `peerMaxFrameSize` (the client's `Hello.max_frame_size`) bounds a ListTurns
+    /// page, which would otherwise be replaced by RESOURCE_EXHAUSTED when too big.
+    func respondAsync(to method: UnaryMethod, request: Payload?, peerMaxFrameSize: Int) async -> CallEnd {
         let registry = server.registry
         do throws(SwitchboardError) {
             switch (method, request) {
@@ -151,7 +158,8 @@ struct UnaryResponder {
                     try await registry.closeSession(id: request.sessionID, reason: reason, caller: caller)
                 ))
             case (.listTurns, .listTurnsRequest(let request)?):
-                return .ok(.listTurnsResponse(try await registry.listTurns(request, caller: caller)))
+                let maxBytes = max(0, peerMaxFrameSize - Self.listTurnsFrameOverhead)
+                return .ok(.listTurnsResponse(try await registry.listTurns(request, caller: caller, maxBytes: maxBytes)))
             default:
                 if !method.isAsync { return respond(to: method, request: request) }
                 return payloadMismatch(method: method.path, expected: method.requestCase, got: request)

@@ -393,6 +393,8 @@ typedef struct sb_turn_record {
     uint8_t *output;           /* chunks concatenated (include_output only); never NULL, */
     size_t output_len;         /*   NUL-terminated after output_len for convenience */
     int output_dropped;        /* retention removed this turn's output */
+    int output_omitted;        /* too large for one page (the client's max frame size): output */
+                               /*   left out (prompt too if it alone does not fit); use sb_attach */
 } sb_turn_record;
 
 typedef struct sb_turn_list {

@@ -247,6 +247,7 @@ int sb__turn_list_from(const Switchboard__V1__ListTurnsResponse *in, sb_turn_lis
                 o->output_len = r->output.len;
             }
             o->output_dropped = r->output_dropped ? 1 : 0;
+            o->output_omitted = r->output_omitted ? 1 : 0;
         }
     }
     if (!ok) {

@@ -472,16 +472,18 @@ class TurnFinished(_message.Message):
     def __init__(self, turn_id: _Optional[str] = ..., stop_reason: _Optional[str] = ..., chunks: _Optional[int] = ..., bytes: _Optional[int] = ..., duration_ms: _Optional[int] = ...) -> None: ...
 
 class TurnRecord(_message.Message):
-    __slots__ = ["output", "output_dropped", "prompt", "summary"]
+    __slots__ = ["output", "output_dropped", "output_omitted", "prompt", "summary"]
     OUTPUT_DROPPED_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_OMITTED_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     output: bytes
     output_dropped: bool
+    output_omitted: bool
     prompt: str
     summary: TurnSummary
-    def __init__(self, summary: _Optional[_Union[TurnSummary, _Mapping]] = ..., prompt: _Optional[str] = ..., output: _Optional[bytes] = ..., output_dropped: bool = ...) -> None: ...
+    def __init__(self, summary: _Optional[_Union[TurnSummary, _Mapping]] = ..., prompt: _Optional[str] = ..., output: _Optional[bytes] = ..., output_dropped: bool = ..., output_omitted: bool = ...) -> None: ...
 
 class TurnStarted(_message.Message):
     __slots__ = ["turn_id"]

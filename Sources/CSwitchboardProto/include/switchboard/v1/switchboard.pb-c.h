@@ -887,7 +887,9 @@ struct  Switchboard__V1__ListTurnsRequest
   ProtobufCMessage base;
   char *session_id;
   /*
-   * 0 = 20; the server caps it at 100.
+   * 0 = 20; the server caps it at 100. A page also ends before the turn that
+   * would take the response past the client's Hello.max_frame_size; it always
+   * holds at least one turn (see TurnRecord.output_omitted).
    */
   uint32_t page_size;
   /*
@@ -920,10 +922,17 @@ struct  Switchboard__V1__TurnRecord
    * True when retention dropped this turn's output.
    */
   protobuf_c_boolean output_dropped;
+  /*
+   * True when this turn was too large for one ListTurns response (a page holds
+   * at most the client's Hello.max_frame_size): its output is left out (and its
+   * prompt too when the prompt alone does not fit; prompt_preview stays).
+   * Attach{session_id, turn_id} streams the output in chunks.
+   */
+  protobuf_c_boolean output_omitted;
 };
 #define SWITCHBOARD__V1__TURN_RECORD__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__turn_record__descriptor) \
-    , NULL, (char *)protobuf_c_empty_string, {0,NULL}, 0 }
+    , NULL, (char *)protobuf_c_empty_string, {0,NULL}, 0, 0 }
 
 
 struct  Switchboard__V1__ListTurnsResponse
