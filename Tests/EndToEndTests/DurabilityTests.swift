@@ -178,11 +178,22 @@ extension EndToEnd {
         /// the server exits 0 and the next start has them.
         @Test("exit on idle with a state directory leaves sessions on disk for the next start")
         func exitOnIdleKeepsSessions() async throws {
-            let first = try await ServerProcess.start(["--exit-idle-after", "300ms"])
+            // The idle window outlasts a CLI's start on a loaded machine, and a
+            // connection held open until the session exists keeps the server from
+            // leaving before the separately spawned CLI has connected.
+            let first = try await ServerProcess.start(["--exit-idle-after", "\(TestTimeScale.ms(2000))ms"])
             defer { first.kill() }
+            let socketPath = first.socketPath
+            let holder = try await offPool {
+                let connection = try RawConnection(path: socketPath)
+                _ = try connection.handshake()
+                return connection
+            }
             let created = try await first.cli(["session", "create", "--id", "sleeper"])
             try #require(created.status == 0, "\(created)")
-            let exit = await first.child.wait(timeout: .seconds(20))
+            // Now the last connection closes and the idle clock runs.
+            shutdown(holder.fd, Int32(SHUT_RDWR))
+            let exit = await first.child.wait(timeout: .seconds(20) + TestTimeScale.seconds(2))
             #expect(exit == Termination(status: 0, signaled: false), "\(exit?.description ?? "did not exit on idle")\n\(first.log)")
             let second = try await ServerProcess.start(["--state-dir", first.stateDirectory], in: first.directory)
             defer { second.kill() }

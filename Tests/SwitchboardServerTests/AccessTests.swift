@@ -195,10 +195,12 @@ struct AccessTests {
     }
 
     @Test func aConnectionWithAnOpenCallIsNeverIdle() async throws {
-        // 20 tokens 50 ms apart: the prompt runs about 1 s, five idle timeouts, during
-        // which the client sends nothing at all. Both stretch together under TSan.
-        try await withTestServer(tokenDelay: TestTimeScale.milliseconds(50), configure: {
-            $0.idleConnectionTimeout = TestTimeScale.milliseconds(200)
+        // 20 tokens 150 ms apart: the prompt runs about 3 s, three idle timeouts,
+        // during which the client sends nothing at all. The timeout is 1 s, not
+        // less, because the gaps before the calls (handshake to create to prompt)
+        // must stay under it on a loaded machine. Both stretch together under TSan.
+        try await withTestServer(tokenDelay: TestTimeScale.milliseconds(150), configure: {
+            $0.idleConnectionTimeout = TestTimeScale.seconds(1)
         }) { server in
             let client = try await server.connectAndHandshake()
             try await client.createSession("long")
@@ -223,6 +225,67 @@ struct AccessTests {
                 try await client.send(Frame(kind: .ping(nonce: nonce)))
                 #expect(try await client.expectFrame() == Frame(kind: .pong(nonce: nonce)))
                 nonce += 1
+            }
+        }
+    }
+
+    @Test func theIdleClockStartsAgainWhenTheLastCallEnds() async throws {
+        // Idle timeout T; a prompt of about 1.55 T during which the client sends
+        // nothing; 0.55 T after it ends, a second call. Counted from the prompt's
+        // frame the connection is idle at the check at 2 T and closed before that
+        // call (a check delayed by load can only make the test pass wrongly, never
+        // fail); counted from the end of the call, the call has 0.45 T to spare.
+        let timeout = TestTimeScale.seconds(2)
+        try await withTestServer(tokenDelay: TestTimeScale.milliseconds(100), configure: {
+            $0.idleConnectionTimeout = timeout
+        }) { server in
+            let client = try await server.connectAndHandshake()
+            try await client.createSession("long")
+            let call = try await client.startPrompt(session: "long", prompt: makePrompt(words: 31))
+            let result = try await client.collectPrompt(call)
+            #expect(result.end?.code == .ok)
+            try await Task.sleep(for: timeout * 0.55)
+            let second = try await client.unary(MethodName.healthCheck, .healthCheckRequest(HealthCheckRequest()))
+            #expect(second.code == .ok)
+        }
+    }
+
+    @Test func refusalsByALimitAreLoggedAtNoticeWithThePeer() async throws {
+        let capture = LogCapture()
+        try await withTestServer(
+            core: CoreConfiguration(maxSessions: 1),
+            logger: capture.logger,
+            configure: { $0.maxConcurrentCallsPerConnection = 1 }
+        ) { server in
+            let client = try await server.connectAndHandshake()
+            // Refused on the event loop: one call is open, the limit is one.
+            let open = client.newCallID()
+            try await client.send(Frame(callID: open, kind: .start(CallStart(
+                method: MethodName.healthCheck,
+                payload: .healthCheckRequest(HealthCheckRequest())
+            ))))
+            let tooMany = client.newCallID()
+            let refused = try await client.unary(MethodName.healthCheck, .healthCheckRequest(HealthCheckRequest()), callID: tooMany)
+            #expect(refused.code == .resourceExhausted)
+            try await client.send(Frame(callID: open, kind: .halfClose))
+            #expect(try await client.expectEnd(of: open).code == .ok)
+            // Refused from a task (create waits for the store): the session limit.
+            try await client.createSession("only")
+            let more = client.newCallID()
+            let full = try await client.unary(
+                MethodName.createSession,
+                .createSessionRequest(CreateSessionRequest(sessionID: "more")),
+                callID: more
+            )
+            #expect(full.code == .resourceExhausted)
+
+            let refusals = capture.all.filter { $0.message == "call refused: resource exhausted" }
+            #expect(refusals.map(\.metadata["call"]) == ["\(tooMany)", "\(more)"])
+            for refusal in refusals {
+                #expect(refusal.level == .notice)
+                #expect(refusal.metadata["peer_uid"] == "\(getuid())")
+                #expect(refusal.metadata["peer_pid"] == "\(getpid())")
+                #expect(refusal.metadata["error"]?.isEmpty == false)
             }
         }
     }

@@ -91,26 +91,115 @@ struct AttachCallTests {
     }
 
     @Test func cancellingAnAttachLeavesTheTurnRunning() async throws {
-        try await withTestServer(tokenDelay: .milliseconds(5)) { server in
+        // A turn of about 50 s (stretched with the time scale): it is still running
+        // when the attach is cancelled, however slow the machine. The owner then
+        // cancels it rather than waiting for its end.
+        try await withTestServer(tokenDelay: TestTimeScale.milliseconds(50)) { server in
             let owner = try await server.connectAndHandshake()
             try await owner.createSession("c")
-            let prompt = makePrompt(words: 100)
-            let id = try await owner.startPrompt(session: "c", prompt: prompt)
+            let id = try await owner.startPrompt(session: "c", prompt: makePrompt(words: 1000))
+            var ownerEvents: [PromptEvent] = []
+            while !ownerEvents.contains(where: { if case .output = $0 { true } else { false } }) {
+                guard case .event(let event) = try await owner.nextPromptItem(id) else {
+                    Issue.record("the prompt ended early")
+                    return
+                }
+                ownerEvents.append(event)
+            }
             let watcher = try await server.connectAndHandshake()
             let attach = try await watcher.startAttach(session: "c")
-            guard case .event(.attached) = try await watcher.nextPromptItem(attach) else {
+            guard case .event(.attached(let attached)) = try await watcher.nextPromptItem(attach) else {
                 Issue.record("expected attached")
                 return
             }
+            #expect(attached.state == .running)
             try await watcher.send(Frame(callID: attach, kind: .cancel(reason: "enough")))
             var end: CallEnd?
             while end == nil {
                 if case .end(let callEnd) = try await watcher.nextPromptItem(attach) { end = callEnd }
             }
             #expect(end?.code == .cancelled)
-            let result = try await owner.collectPrompt(id)
-            #expect(result.end?.code == .ok)
-            #expect(result.text == prompt)
+            #expect(end?.message == "cancelled by client")
+            // The turn was not touched: it is still running and still streaming.
+            #expect(try await owner.sessionStatus("c").session?.state == .busy)
+            while true {
+                guard case .event(let event) = try await owner.nextPromptItem(id) else {
+                    Issue.record("the prompt ended while it should be running")
+                    return
+                }
+                if case .output = event { break }
+            }
+            try await owner.send(Frame(callID: id, kind: .cancel(reason: "done")))
+            var ownerEnd: CallEnd?
+            while ownerEnd == nil {
+                if case .end(let callEnd) = try await owner.nextPromptItem(id) { ownerEnd = callEnd }
+            }
+            #expect(ownerEnd?.code == .cancelled)
+        }
+    }
+
+    /// Cancelled in the same write as its start: the replay of a finished turn's
+    /// stored output stops and the attach ends CANCELLED. The writer never has to
+    /// wait for this fast reader, so only the attach itself can notice.
+    @Test func aCancelledAttachStopsItsReplay() async throws {
+        try await withTestServer(tokenDelay: .zero) { server in
+            let client = try await server.connectAndHandshake()
+            try await client.createSession("r")
+            let words = 2000
+            let done = try await client.collectPrompt(try await client.startPrompt(session: "r", prompt: makePrompt(words: words)))
+            #expect(done.end?.code == .ok)
+            #expect(done.chunks.count == words)
+
+            let attach = client.newCallID()
+            let start = Frame(callID: attach, kind: .start(CallStart(
+                method: MethodName.attach,
+                payload: .attachRequest(AttachRequest(sessionID: "r")),
+                halfClose: true
+            )))
+            let cancel = Frame(callID: attach, kind: .cancel(reason: "enough"))
+            try await client.sendRaw(start.prefixedBytes() + cancel.prefixedBytes())
+            let result = try await client.collectPrompt(attach)
+            #expect(result.end?.code == .cancelled)
+            #expect(result.end?.message == "cancelled by client")
+            #expect(result.chunks.count < words)
+            #expect(result.finished == nil)
+            // The connection and the session are fine.
+            let again = try await client.collectPrompt(try await client.startAttach(session: "r"))
+            #expect(again.end?.code == .ok)
+            #expect(again.chunks.count == words)
+        }
+    }
+
+    /// The frame limit a client announced is its own: once it is gone, a chunk
+    /// above that limit is recorded like any other and the detached turn ends OK.
+    @Test func aDetachedTurnIsNotBoundByTheGoneClientsFrameLimit() async throws {
+        try await withTestServer(tokenDelay: TestTimeScale.milliseconds(20)) { server in
+            let observer = try await server.connectAndHandshake()
+            try await observer.createSession("big")
+            // 30 short words (about 0.6 s), then one of 4 KiB, long after the client left.
+            let prompt = makePrompt(words: 30) + " " + String(repeating: "y", count: 4096) + " tail"
+            do {
+                let client = try server.connect()
+                try await client.send(Frame(kind: .hello(Hello(clientName: "tiny", maxFrameSize: 1024))))
+                guard case .welcome = try await client.expectFrame().kind else {
+                    Issue.record("no Welcome")
+                    return
+                }
+                let id = try await client.startPrompt(session: "big", prompt: prompt)
+                while true {
+                    if case .event(.output) = try await client.nextPromptItem(id) { break }
+                }
+                client.close()
+            }
+            var finished: TurnSummary?
+            try await eventually("the detached turn ends") {
+                finished = try await observer.sessionStatus("big").turns.first { $0.state == .finished }
+                return finished != nil
+            }
+            #expect(finished?.code == .ok, "\(finished?.message ?? "")")
+            #expect(finished?.chunks == 32)
+            let history = try await observer.listTurns(ListTurnsRequest(sessionID: "big", includeOutput: true))
+            #expect(history.turns.first.map { String(decoding: $0.output, as: UTF8.self) } == prompt)
         }
     }
 

@@ -25,7 +25,9 @@ struct BadInputTests {
 
     @Test(arguments: BadInput.allCases)
     func badInputWhileAnotherClientStreams(_ input: BadInput) async throws {
-        try await withTestServer(tokenDelay: .milliseconds(2)) { server in
+        // The healthy stream (300 words) must still be running when the bad input
+        // arrives: its pace stretches with the time scale.
+        try await withTestServer(tokenDelay: TestTimeScale.milliseconds(2)) { server in
             let healthy = try await HealthyStream.start(on: server)
             try await Self.exercise(input, on: server)
             try await healthy.verify()

@@ -56,8 +56,11 @@ struct WorkerBackpressureTests {
         let slack = limit + chunk + 4 * 64 * 1024
         try await withTestServer(configure: {
             $0.maxBufferedOutputBytesPerCall = limit
+            // This raw worker never answers heartbeats: only its output frames
+            // show it alive, so the timeout stretches with the time scale (a
+            // loaded machine can leave its task unscheduled for a while).
             $0.workerHeartbeatInterval = .milliseconds(100)
-            $0.workerHeartbeatTimeout = .milliseconds(500)
+            $0.workerHeartbeatTimeout = TestTimeScale.milliseconds(500)
         }) { server in
             let client = try await server.connectAndHandshake()
             try await createWorkerSession(client, "flood", queue: "flood")
@@ -93,7 +96,7 @@ struct WorkerBackpressureTests {
             try await eventually("the turn's backlog reaches the limit") { pool.maxTurnBacklogBytes >= limit }
             // Paused for several heartbeat timeouts: the server stopped reading,
             // so the worker's silence must not count.
-            try await Task.sleep(for: .seconds(2))
+            try await Task.sleep(for: TestTimeScale.seconds(2))
             let backlog = pool.maxTurnBacklogBytes
             #expect(backlog <= slack, "backlog \(backlog) for a limit of \(limit)")
             #expect(server.server.maxPendingOutboundBytes <= limit + chunk + 1024)

@@ -76,13 +76,23 @@ final class AttachCall: Sendable {
         var end: CallEnd
         do throws(SwitchboardError) {
             let outcome = try await attachment.run { event in
+                // The writer only notices cancellation when it has to wait for the
+                // client, and a replay of stored chunks to a fast reader never
+                // does: without this check a cancelled attach, or one past its
+                // deadline, would replay everything and end OK.
+                if Task.isCancelled {
+                    throw SwitchboardError(code: .cancelled, message: "attach cancelled")
+                }
                 try await writer.send(Frame(callID: callID, kind: .message(CallMessage(payload: .promptEvent(event)))))
             }
             end = CallEnd(code: outcome.code, message: outcome.message)
         } catch {
             end = CallEnd(code: error.code, message: error.message)
         }
-        if let imposed = state.withLockAnnotated({ $0.imposed }), end.code != .ok {
+        // A cancel, deadline or shutdown decides the status whenever it happened
+        // before the end is written, even if the attachment had finished: the
+        // call was stopped, and its status says why.
+        if let imposed = state.withLockAnnotated({ $0.imposed }) {
             end = CallEnd(code: imposed.code, message: imposed.message)
         }
         writer.finish(with: [Frame(callID: callID, kind: .end(end))])

@@ -31,7 +31,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var handshakeTimer: Scheduled<Void>?
     /// Checks for an idle connection (``ServerConfiguration/idleConnectionTimeout``).
     private var idleTimer: Scheduled<Void>?
-    /// When the last frame arrived (or the handshake finished).
+    /// When the last frame arrived, the handshake finished or the last open call
+    /// ended: where the idle clock starts.
     private var lastFrameAt = NIODeadline.now()
     /// Frames answered during the current read cycle, written as one buffer.
     private var outbound: ByteBuffer?
@@ -188,7 +189,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     // MARK: Idle connections
 
     /// One timer per connection, re-armed from the last frame: a connection is
-    /// idle when it has no open call and has sent nothing for the whole timeout.
+    /// idle when it has no open call and has sent nothing for the whole timeout
+    /// since its last frame or the end of its last call, whichever is later.
     /// A connection with an open call (a long prompt, a worker) is never idle.
     private func scheduleIdleCheck(in delay: Duration) {
         guard delay > .zero, let context else { return }
@@ -437,9 +439,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         let server = self.server
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
+        let peerMaxFrameSize = self.peerMaxFrameSize
         server.promptTaskStarted()
         Task {
-            let end = await unary.respondAsync(to: method, request: request)
+            let end = await unary.respondAsync(to: method, request: request, peerMaxFrameSize: peerMaxFrameSize)
             eventLoop.execute {
                 handler.value.finishAsyncUnary(id, end)
             }
@@ -486,9 +489,15 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// Writes the call's end and forgets the call.
     private func endCall(_ id: UInt64, _ end: CallEnd) {
-        if end.code == .permissionDenied {
-            // Every refusal is logged; the logger carries the peer's uid and pid.
+        // Every refusal is logged (docs/SECURITY.md); the logger carries the peer's
+        // uid and pid.
+        switch end.code {
+        case .permissionDenied:
             logger.notice("call refused: permission denied", metadata: ["call": "\(id)", "error": "\(end.message)"])
+        case .resourceExhausted:
+            logger.notice("call refused: resource exhausted", metadata: ["call": "\(id)", "error": "\(end.message)"])
+        default:
+            break
         }
         calls.remove(id)
         writeCallEnd(id, end)
@@ -514,9 +523,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// A draining connection closes once its last call has ended.
+    /// A draining connection closes once its last call has ended. Otherwise the
+    /// idle clock starts again when the last call ends: a client that waited nine
+    /// minutes for an answer without sending a frame was not idle, and must get the
+    /// whole idle timeout for its next call.
     private func callRemoved() {
-        guard connection.state == .goingAway, calls.isEmpty, let context else { return }
+        guard calls.isEmpty else { return }
+        lastFrameAt = .now()
+        guard connection.state == .goingAway, let context else { return }
         _ = connection.close()
         closeAfterFlush(context)
     }

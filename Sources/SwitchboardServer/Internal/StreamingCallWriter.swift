@@ -87,16 +87,18 @@ final class StreamingCallWriter: Sendable {
         // pending buffer (tens of bytes for an output chunk) happens under it.
         let (scheduleDrain, mustWait, pendingBytes) = try frame.withSerializedBytes { body in
             let size = body.count
-            guard size <= peerMaxFrameSize else {
-                // Sending it would make the client drop the whole connection.
-                throw SwitchboardError(
-                    code: .resourceExhausted,
-                    message: "an output frame of \(size) bytes exceeds the client's maximum frame size of \(peerMaxFrameSize) bytes"
-                )
-            }
             return try state.withLockAnnotated { state throws(SwitchboardError) in
+                // Detached first: the client that announced the frame limit is gone,
+                // so its limit must not end a turn that now runs without it.
                 if state.detached { return (false, false, 0) }
                 guard !state.closed else { throw Self.disconnected }
+                guard size <= peerMaxFrameSize else {
+                    // Sending it would make the client drop the whole connection.
+                    throw SwitchboardError(
+                        code: .resourceExhausted,
+                        message: "an output frame of \(size) bytes exceeds the client's maximum frame size of \(peerMaxFrameSize) bytes"
+                    )
+                }
                 state.pending.writeInteger(UInt32(truncatingIfNeeded: size))
                 state.pending.writeBytes(body)
                 let schedule = state.writable && !state.drainScheduled

@@ -75,6 +75,7 @@ func withTestServer(
     tokenDelay: Duration = .milliseconds(1),
     core: CoreConfiguration = CoreConfiguration(),
     exec: ExecBackend? = nil,
+    logger: Logger = quietLogger,
     configure: (inout ServerConfiguration) -> Void = { _ in },
     _ body: (TestServer) async throws -> Void
 ) async throws {
@@ -84,7 +85,7 @@ func withTestServer(
     configuration.drainGracePeriod = .seconds(1)
     configure(&configuration)
     let registry = makeRegistry(tokenDelay: tokenDelay, core: core, exec: exec)
-    let server = SwitchboardServer(configuration: configuration, registry: registry, logger: quietLogger)
+    let server = SwitchboardServer(configuration: configuration, registry: registry, logger: logger)
     let runTask = Task { try await server.run() }
     let testServer = TestServer(server: server, registry: registry, path: configuration.socketPath, runTask: runTask)
     do {
