@@ -26,9 +26,10 @@ import SwitchboardProtocol
 public enum ResumePolicy: Sendable, Hashable {
     /// A lost connection fails the stream with `UNAVAILABLE` (the default).
     case off
-    /// Re-attach after a lost connection. The policy bounds the attempts and the
-    /// time spent per loss; its budget starts again once a re-attached stream has
-    /// delivered something new, so a turn survives any number of separate losses
-    /// but never loops on a server that keeps dropping it.
+    /// Re-attach after a lost connection. The policy bounds the time spent per loss
+    /// (its `totalBudget` starts again with each attach that got through, so a turn
+    /// may stay silent for any time between two losses) and the attempts: those count
+    /// until the re-attached stream delivers something new, so a turn survives any
+    /// number of separate losses but never loops on a server that keeps dropping it.
     case reattach(RetryPolicy = RetryPolicy())
 }

@@ -14,7 +14,7 @@ struct AttachCommand: AsyncParsableCommand {
             `prompt`; the exit code is the turn's status (0 for OK; 10+code otherwise, e.g. \
             ABORTED 20 for a turn a server restart interrupted, OUT_OF_RANGE 21 when the \
             output was dropped by retention, NOT_FOUND 15). Ctrl-C stops following (the \
-            turn keeps running). With --json every event is one JSON object per line: \
+            turn keeps running, and stderr says how to follow it again). With --json every event is one JSON object per line: \
             {"attached":…}, {"output":…}…, {"finished":…}, then {"end":{…}}.
             """
     )
@@ -38,16 +38,15 @@ struct AttachCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let run = AttachRun(socketPath: global.socketPath, sessionID: id, turnID: turn, after: after, json: json)
-        let task = Task { try await run.execute() }
-        let interrupt = InterruptHandler { task.cancel() }
-        defer { interrupt.cancel() }
-        try await task.value
+        let followed = FollowedTurn(sessionID: id, attached: true)
+        let run = AttachRun(turn: followed, socketPath: global.socketPath, sessionID: id, turnID: turn, after: after, json: json)
+        try await runInterruptibly(followed) { try await run.execute() }
     }
 }
 
 /// The part of `attach` that runs in its own (cancellable) task.
 private struct AttachRun: Sendable {
+    let turn: FollowedTurn
     let socketPath: String
     let sessionID: String
     let turnID: String
@@ -56,7 +55,7 @@ private struct AttachRun: Sendable {
 
     func execute() async throws {
         try await CLIClient.with(socketPath: socketPath) { client in
-            try await StreamPrinter(json: json).run(client.attach(sessionID: sessionID, turnID: turnID, afterSequence: after))
+            try await StreamPrinter(json: json, turn: turn).run(client.attach(sessionID: sessionID, turnID: turnID, afterSequence: after))
         }
     }
 }

@@ -11,7 +11,11 @@ struct PromptCommand: AsyncParsableCommand {
         discussion: """
             Output chunks are written to stdout the moment they arrive. Without --session a \
             new session is created first and `session: ID` is printed on stderr. Ctrl-C \
-            cancels the turn and exits with CANCELLED (11). A prompt to a busy session \
+            cancels the turn and exits with CANCELLED (11); once --reattach has re-attached, \
+            the stream is an attach and Ctrl-C only stops following: the turn keeps running \
+            and stderr says how to follow it (`switchboard attach`). A second Ctrl-C exits at \
+            once, leaving the turn running (detached) unless the cancel had reached the \
+            server or --cancel-on-disconnect is given. A prompt to a busy session \
             waits in its queue unless --reject-if-busy is given (then FAILED_PRECONDITION, 19).
             With --json, every event is one JSON object per line ({"accepted":…}, \
             {"started":…}, {"output":…}, {"finished":…}) followed by \
@@ -55,7 +59,9 @@ struct PromptCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let turn = FollowedTurn(sessionID: session, attached: false, cancelOnDisconnect: cancelOnDisconnect)
         let run = PromptRun(
+            turn: turn,
             socketPath: global.socketPath,
             sessionID: session,
             prompt: try readPrompt(),
@@ -65,10 +71,7 @@ struct PromptCommand: AsyncParsableCommand {
             reattach: reattach,
             json: json
         )
-        let task = Task { try await run.execute() }
-        let interrupt = InterruptHandler { task.cancel() }
-        defer { interrupt.cancel() }
-        try await task.value
+        try await runInterruptibly(turn) { try await run.execute() }
     }
 
     private func readPrompt() throws -> String {
@@ -92,6 +95,7 @@ struct CLIFailure: Error, CustomStringConvertible {
 
 /// The part of `prompt` that runs in its own (cancellable) task.
 private struct PromptRun: Sendable {
+    let turn: FollowedTurn
     let socketPath: String
     let sessionID: String?
     let prompt: String
@@ -108,9 +112,10 @@ private struct PromptRun: Sendable {
                 sessionID = id
             } else {
                 sessionID = try await client.createSession().id
+                turn.setSession(sessionID)
                 Console.err("session: \(sessionID)\n")
             }
-            let printer = StreamPrinter(json: json)
+            let printer = StreamPrinter(json: json, turn: turn)
             let stream = client.prompt(
                 sessionID: sessionID,
                 prompt,

@@ -9,12 +9,15 @@ import SwitchboardProtocol
 /// `{"end":{…}}` line with the call's status, also when it failed.
 struct StreamPrinter: Sendable {
     let json: Bool
+    /// Told about every event (and re-attach), for what Ctrl-C says about the turn.
+    var turn: FollowedTurn?
 
     /// Consumes `stream` to its end; rethrows its failure after printing it.
     func run(_ stream: PromptStream) async throws {
         var lastByte: UInt8?
         do {
             for try await event in stream {
+                turn?.saw(event)
                 if json {
                     Console.out(try JSONOutput.line(JSONOutput.PromptEventJSON(event)))
                 } else if case .output(let chunk) = event, let last = chunk.data.last {
@@ -38,6 +41,7 @@ struct StreamPrinter: Sendable {
     /// A re-attach in the middle of a prompt: a note on stderr, or an
     /// `{"attached":{…}}` line among the JSON events.
     func reattached(_ attached: TurnAttached) {
+        turn?.saw(.attached(attached))
         if json {
             if let line = try? JSONOutput.line(JSONOutput.PromptEventJSON(.attached(attached))) {
                 Console.out(line)

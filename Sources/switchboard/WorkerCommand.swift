@@ -144,24 +144,24 @@ private final class RunningTurns: Sendable {
 
     /// Registers a turn's task; returns how many turns are in flight now.
     func start(_ turnID: String, _ makeTask: () -> Task<Void, Never>) -> Int {
-        tasks.withLock { tasks in
+        tasks.withLockAnnotated { tasks in
             tasks[turnID] = makeTask()
             return tasks.count
         }
     }
 
     func end(_ turnID: String) -> Int {
-        tasks.withLock { tasks in
+        tasks.withLockAnnotated { tasks in
             tasks[turnID] = nil
             return tasks.count
         }
     }
 
     func cancel(_ turnID: String) {
-        tasks.withLock { $0[turnID] }?.cancel()
+        tasks.withLockAnnotated { $0[turnID] }?.cancel()
     }
 
     func cancelAll() {
-        for task in tasks.withLock({ Array($0.values) }) { task.cancel() }
+        for task in tasks.withLockAnnotated({ Array($0.values) }) { task.cancel() }
     }
 }

@@ -76,10 +76,12 @@ struct AttachTests {
 
     @Test("attach follows a running turn live; the prompt's own stream is unaffected")
     func attachRunning() async throws {
-        try await withTestServer(echoDelay: .milliseconds(5)) { server in
+        // 100 words, 10 ms each (stretched under TSan): the turn outlasts connecting
+        // a second client and attaching by far.
+        try await withTestServer(echoDelay: TestTimeScale.milliseconds(10)) { server in
             try await server.withClient { client in
                 let session = try await client.createSession()
-                let prompt = words(60)
+                let prompt = words(100)
                 let (started, promptEvents) = startConsuming(client.prompt(sessionID: session.id, prompt))
                 try await started.value
                 let follower = try await server.client()
@@ -90,7 +92,7 @@ struct AttachTests {
                     return
                 }
                 #expect(attached.state == .running)
-                #expect(events.outputChunks.map(\.sequence) == Array(1...60))
+                #expect(events.outputChunks.map(\.sequence) == Array(1...100))
                 #expect(events.outputText == prompt)
                 expectCompleteTurn(try await promptEvents.value, prompt: prompt)
             }
@@ -118,7 +120,9 @@ struct AttachTests {
 
     @Test("a cut connection without re-attach fails UNAVAILABLE and the turn runs on; with cancelOnDisconnect it is cancelled")
     func disconnectPolicies() async throws {
-        try await withTestServer(echoDelay: .milliseconds(2)) { server in
+        // 100 words, 10 ms each (stretched under TSan): with cancelOnDisconnect the
+        // cut must reach the server before the turn ends on its own.
+        try await withTestServer(echoDelay: TestTimeScale.milliseconds(10)) { server in
             try await server.withClient { direct in
                 for cancelOnDisconnect in [false, true] {
                     let session = try await direct.createSession()

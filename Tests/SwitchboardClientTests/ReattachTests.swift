@@ -52,12 +52,19 @@ enum CutOutcome {
 }
 
 /// Sends `prompt` through `proxy` with auto re-attach and collects what the caller sees.
-func promptThroughProxy(_ proxy: CuttingProxy, sessionID: String, prompt: String, log: ReattachLog) async -> CutOutcome {
+func promptThroughProxy(
+    _ proxy: CuttingProxy,
+    sessionID: String,
+    prompt: String,
+    log: ReattachLog,
+    configure: (inout RetryPolicy) -> Void = { _ in }
+) async -> CutOutcome {
     var configuration = ClientConfiguration()
     configuration.clientName = "client-tests-reattach"
     var policy = RetryPolicy()
     policy.initialBackoff = .milliseconds(5)
     policy.maxBackoff = .milliseconds(50)
+    configure(&policy)
     configuration.resume = .reattach(policy)
     let client: SwitchboardClient
     do {

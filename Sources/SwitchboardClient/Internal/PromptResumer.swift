@@ -43,9 +43,15 @@ struct PromptResumer: Sendable {
     private var pending: [PromptEvent] = []
     /// The connection of the current re-attach; owned by the stream.
     private var connection: SwitchboardClient?
-    /// Re-attach attempts since something new was last delivered.
+    /// Re-attach attempts since something new was last delivered. Only progress resets
+    /// it (an attach that got through does not), so a server that keeps accepting the
+    /// attach and dropping the stream before sending anything new ends the stream after
+    /// the policy's `maxAttempts`.
     private var attemptsWithoutProgress = 0
-    /// When the current run of attempts began (reset by progress).
+    /// When the current loss began, for the policy's `totalBudget`: reset by progress
+    /// and by an attach that got its `attached` (the connection was back then). A turn
+    /// that stays silent for longer than the budget after a re-attach must still get a
+    /// full budget for its next loss.
     private var lossStarted: ContinuousClock.Instant?
 
     mutating func takePending() -> PromptEvent? {
@@ -122,12 +128,21 @@ struct PromptResumer: Sendable {
         error.code == .unavailable && error.message.hasPrefix("connection closed")
     }
 
+    /// Whether `error` is the server's "turn T is ending; attach again": the attach
+    /// came while the turn was passing from memory to the store, and the next attach
+    /// finds it finished. A hint to retry, within the same policy.
+    static func isTurnEnding(_ error: SwitchboardError) -> Bool {
+        error.code == .unavailable && error.message.hasPrefix("turn ") && error.message.hasSuffix(" is ending; attach again")
+    }
+
     /// After the current call failed with `error`: connects again and attaches after
     /// the last delivered chunk (also when `finished` was delivered and only the
     /// CallEnd was lost: the re-attach brings the turn's status), returning the new call's events (its `attached`
     /// already consumed). Throws `error` itself when it is not a lost connection,
     /// `UNAVAILABLE` when the turn was never accepted (the prompt is not re-sent),
-    /// and the last failure when the policy's attempts or budget run out.
+    /// and the last failure when the policy's attempts or budget run out. An attempt
+    /// is retried when it was refused before the server processed it, or when the
+    /// server answered that the turn is ending (attach again).
     mutating func reattach(after error: SwitchboardError) async throws(SwitchboardError) -> PromptEventProducer.AsyncIterator {
         guard Self.isConnectionLoss(error) else { throw error }
         guard let turnID = self.turnID else {
@@ -160,7 +175,9 @@ struct PromptResumer: Sendable {
             do {
                 return try await self.attachOnce(turnID: turnID)
             } catch let failure {
-                guard RetryPolicy.isRefusedBeforeProcessing(failure), !Task.isCancelled else { throw failure }
+                guard RetryPolicy.isRefusedBeforeProcessing(failure) || Self.isTurnEnding(failure), !Task.isCancelled else {
+                    throw failure
+                }
                 lastError = failure
             }
         }
@@ -214,6 +231,9 @@ struct PromptResumer: Sendable {
         if let started = try self.filter(.attached(attached)) {
             self.pending.append(started)
         }
+        // Connected again: the next loss gets the whole time budget (the attempt
+        // count still runs until something new is delivered).
+        self.lossStarted = nil
         return iterator
     }
 

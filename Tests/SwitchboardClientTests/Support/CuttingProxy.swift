@@ -9,8 +9,25 @@ import SwitchboardProtocol
 struct CutPoint: Sendable, Hashable, CustomStringConvertible {
     var frame: Int
     var offsetSelector: UInt64
+    /// Cut as soon as every frame before `frame` has been forwarded, without waiting
+    /// for `frame` to arrive (offset 0 only). A plain cut is made when the bytes it
+    /// falls in arrive, so the server has already sent what comes next; this one
+    /// cuts while the server has nothing more to send (a silent turn).
+    var eager = false
 
-    var description: String { "frame \(frame), selector \(offsetSelector)" }
+    init(frame: Int, offsetSelector: UInt64) {
+        self.frame = frame
+        self.offsetSelector = offsetSelector
+    }
+
+    /// The boundary before `frame`, cut as soon as it is reached (see ``eager``).
+    static func before(frame: Int) -> CutPoint {
+        var cut = CutPoint(frame: frame, offsetSelector: 0)
+        cut.eager = true
+        return cut
+    }
+
+    var description: String { eager ? "before frame \(frame)" : "frame \(frame), selector \(offsetSelector)" }
 }
 
 /// What happened on the proxy's first (cut) connection.
@@ -27,15 +44,20 @@ struct CutReport: Sendable {
 /// A Unix-socket proxy for testing what a client does when its connection is cut.
 ///
 /// It accepts client connections and connects each to `target`, forwarding bytes
-/// both ways on two blocking threads per connection. On its first connection it
-/// reads the server → client bytes as frames and, at the ``CutPoint``, forwards
-/// exactly the bytes before it and then shuts both sockets down (the server sees
-/// its client vanish, the client sees the connection close mid-stream). Later
-/// connections pass through untouched, so a client can reconnect through it.
+/// both ways on two blocking threads per connection. On a connection with a
+/// ``CutPoint`` (the first one, or the first few with `cuts`) it reads the server →
+/// client bytes as frames and, at the cut point, forwards exactly the bytes before
+/// it and then shuts both sockets down (the server sees its client vanish, the
+/// client sees the connection close mid-stream). Later connections pass through
+/// untouched, so a client can reconnect through it.
+///
+/// Its descriptors are close-on-exec: every test target runs in one process, and
+/// other tests spawn children that must not inherit them.
 final class CuttingProxy: Sendable {
     let socketPath: String
     private let target: String
-    private let cutPoint: CutPoint?
+    /// The cut point of connection number `index + 1`.
+    private let cuts: [CutPoint]
     private let listenFD: Int32
     private let state = Mutex<State>(State())
 
@@ -45,24 +67,33 @@ final class CuttingProxy: Sendable {
         var reportDone = false
     }
 
-    init(target: String, cutFirstConnectionAt cutPoint: CutPoint?) throws {
+    convenience init(target: String, cutFirstConnectionAt cutPoint: CutPoint?) throws {
+        try self.init(target: target, cuts: cutPoint.map { [$0] } ?? [])
+    }
+
+    /// Cuts connection number `n` at `cuts[n - 1]`; the report is the first one's.
+    init(target: String, cuts: [CutPoint]) throws {
         self.target = target
-        self.cutPoint = cutPoint
+        self.cuts = cuts
         self.socketPath = try makeSocketPath()
         self.listenFD = try Self.listen(at: socketPath)
         let listener = self.listenFD
         Thread.detachNewThread { [self] in
             while true {
-                let fd = accept(listener, nil, nil)
+                let fd = Self.accept4(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
                 if fd < 0 {
                     if errno == EINTR { continue }
-                    return  // the listener was shut down
+                    // `stop()` shut the listener down. Only this thread closes it: had
+                    // `stop()` closed it, the number could already belong to another
+                    // proxy's socket by the time this loop called accept again.
+                    Glibc.close(listener)
+                    return
                 }
                 let index = self.state.withLockAnnotated { state in
                     state.connections += 1
                     return state.connections
                 }
-                self.serve(client: fd, cut: index == 1 ? self.cutPoint : nil, isFirst: index == 1)
+                self.serve(client: fd, cut: index <= self.cuts.count ? self.cuts[index - 1] : nil, isFirst: index == 1)
             }
         }
     }
@@ -80,9 +111,9 @@ final class CuttingProxy: Sendable {
         throw TimedOut(what: "the proxy's first connection never ended")
     }
 
+    /// Stops accepting: wakes the accept thread, which closes the listener.
     func stop() {
         shutdown(listenFD, Int32(SHUT_RDWR))
-        Glibc.close(listenFD)
         removeSocketDirectory(socketPath)
     }
 
@@ -128,10 +159,12 @@ final class CuttingProxy: Sendable {
                 delivered += forward
                 if !forward.isEmpty, !Self.writeAll(client, forward[...]) { break }
                 if cutNow {
-                    let report = CutReport(cut: true, delivered: delivered, frameSize: cutter!.cutFrameSize, offset: cutter!.cutOffset)
-                    state.withLockAnnotated {
-                        $0.report = report
-                        $0.reportDone = true
+                    if isFirst {
+                        let report = CutReport(cut: true, delivered: delivered, frameSize: cutter!.cutFrameSize, offset: cutter!.cutOffset)
+                        state.withLockAnnotated {
+                            $0.report = report
+                            $0.reportDone = true
+                        }
                     }
                     shutdown(client, Int32(SHUT_RDWR))
                     shutdown(server, Int32(SHUT_RDWR))
@@ -174,6 +207,15 @@ final class CuttingProxy: Sendable {
 
     // MARK: - Sockets
 
+    private typealias Accept4 = @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32
+
+    /// glibc's `accept4` (the Glibc module leaves it out: it is a GNU extension), so an
+    /// accepted socket is close-on-exec from the start, with no window for a fork.
+    private static let accept4: Accept4 = {
+        guard let symbol = dlsym(nil, "accept4") else { fatalError("accept4 not found") }
+        return unsafeBitCast(symbol, to: Accept4.self)
+    }()
+
     private static func address(_ path: String) -> sockaddr_un {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -183,7 +225,7 @@ final class CuttingProxy: Sendable {
     }
 
     private static func listen(at path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw FakeServerError("socket: \(errno)") }
         var address = Self.address(path)
         let bound = withUnsafePointer(to: &address) { pointer in
@@ -199,7 +241,7 @@ final class CuttingProxy: Sendable {
     }
 
     private static func connect(to path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw FakeServerError("socket: \(errno)") }
         var address = Self.address(path)
         let connected = withUnsafePointer(to: &address) { pointer in
@@ -250,6 +292,13 @@ struct FrameCutter {
             }
             nextFrameStart += size
             nextFrameIndex += 1
+        }
+        if cutAt == nil, cut.eager, nextFrameIndex == cut.frame, bytes.count >= nextFrameStart {
+            // Every frame before the cut one is here whole: cut now, not when the
+            // next frame's bytes come.
+            cutFrameSize = 0
+            cutOffset = 0
+            cutAt = nextFrameStart
         }
         let safe: Int
         if let cutAt {

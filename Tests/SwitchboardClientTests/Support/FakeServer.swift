@@ -14,7 +14,14 @@ final class FakeServer: Sendable {
     private let scriptEnded = Mutex<Bool>(false)
     private let listenFD: Int32
 
-    init(_ script: @escaping @Sendable (FakeConnection) throws -> Void) throws {
+    convenience init(_ script: @escaping @Sendable (FakeConnection) throws -> Void) throws {
+        try self.init(connections: 1) { _, connection in try script(connection) }
+    }
+
+    /// Accepts `connections` connections one after the other, running `script` with
+    /// each one's number (1-based) to its end before accepting the next: a client
+    /// that reconnects meets a scripted server again.
+    init(connections: Int, _ script: @escaping @Sendable (Int, FakeConnection) throws -> Void) throws {
         socketPath = try makeSocketPath()
         listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard listenFD >= 0 else { throw FakeServerError("socket: \(errno)") }
@@ -32,11 +39,13 @@ final class FakeServer: Sendable {
         guard bound == 0, listen(listenFD, 8) == 0 else { throw FakeServerError("bind/listen: \(errno)") }
         let listener = self.listenFD
         Thread.detachNewThread { [self] in
-            let fd = accept(listener, nil, nil)
-            guard fd >= 0 else { return }
-            let connection = FakeConnection(fd: fd, server: self)
-            try? script(connection)
-            connection.close()
+            for index in 1...max(connections, 1) {
+                let fd = accept(listener, nil, nil)
+                guard fd >= 0 else { return }
+                let connection = FakeConnection(fd: fd, server: self)
+                try? script(index, connection)
+                connection.close()
+            }
             scriptEnded.withLockAnnotated { $0 = true }
         }
     }
