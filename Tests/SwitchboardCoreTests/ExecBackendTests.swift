@@ -171,7 +171,9 @@ struct ExecBackendTests {
     @Test("the turn deadline kills a hung command")
     func deadlineKillsCommand() async throws {
         let harness = harness(["sh", "-c", "echo $$; exec sleep 60"])
-        try await harness.createSession("s", backend: "exec", settings: SessionSettings(turnDeadlineMs: 1_000))
+        // 3 s: the shell must have started and printed its pid before the deadline,
+        // even on a loaded machine.
+        try await harness.createSession("s", backend: "exec", settings: SessionSettings(turnDeadlineMs: UInt64(TestTimeScale.ms(3_000))))
         let recorder = EventRecorder()
         let outcome = await value(of: harness.start(try harness.submit("s", ""), recorder: recorder))
         #expect(outcome.code == .deadlineExceeded)
@@ -184,7 +186,7 @@ struct ExecBackendTests {
     @Test("a stalled command is ended as stalled")
     func stallKillsCommand() async throws {
         let harness = harness(["sh", "-c", "echo hi; exec sleep 60"])
-        try await harness.createSession("s", backend: "exec", settings: SessionSettings(stallTimeoutMs: 1_000))
+        try await harness.createSession("s", backend: "exec", settings: SessionSettings(stallTimeoutMs: UInt64(TestTimeScale.ms(2_000))))
         let (outcome, recorder) = try await run(harness, "")
         #expect(outcome.code == .deadlineExceeded)
         #expect(outcome.finished.stopReason == "stalled")
@@ -236,6 +238,21 @@ struct ExecBackendTests {
             let leakedPipes = descriptors.filter { fd, target in fd > 2 && turnPipes.contains(target) }
             #expect(leakedPipes.isEmpty, "leaked: \(leakedPipes)")
         }
+    }
+}
+
+extension ExecBackendTests {
+    @Test("a command gets only stdio, even a descriptor this process left inheritable")
+    func onlyStdioIsInherited() async throws {
+        var fds: [Int32] = [-1, -1]
+        try #require(pipe(&fds) == 0)  // plain pipe(): no close-on-exec
+        defer { close(fds[0]); close(fds[1]) }
+        let target = try #require(try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fds[0])"))
+        let harness = harness(["sh", "-c", "ls -l /proc/$$/fd"])
+        let (outcome, recorder) = try await run(harness, "")
+        #expect(outcome.code == .ok)
+        #expect(recorder.text.contains("pipe:["), "the listing shows the command's stdio pipes: \(recorder.text)")
+        #expect(!recorder.text.contains(target), "the command inherited \(target): \(recorder.text)")
     }
 }
 

@@ -62,6 +62,11 @@ enum ProcessGroup {
         posix_spawn_file_actions_adddup2(&fileActions, stdinPipe.read, 0)
         posix_spawn_file_actions_adddup2(&fileActions, stdoutPipe.write, 1)
         posix_spawn_file_actions_adddup2(&fileActions, stderrPipe.write, 2)
+        // Nothing but stdio reaches the command, even a descriptor some library
+        // of this process opened without close-on-exec.
+        if let addCloseFrom = addCloseFromFunction {
+            _ = addCloseFrom(&fileActions, 3)
+        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -143,6 +148,16 @@ enum ProcessGroup {
     private static let pipe2Function: Pipe2? = {
         guard let symbol = dlsym(nil, "pipe2") else { return nil }
         return unsafeBitCast(symbol, to: Pipe2.self)
+    }()
+
+    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+
+    /// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34+, declared only
+    /// under `_GNU_SOURCE`): looked up at run time; without it, close-on-exec
+    /// alone keeps descriptors out of commands.
+    private static let addCloseFromFunction: AddCloseFrom? = {
+        guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: AddCloseFrom.self)
     }()
 
     private static func aboveStdio(_ fd: Int32) -> Int32 {
