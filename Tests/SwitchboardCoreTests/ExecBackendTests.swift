@@ -170,15 +170,20 @@ struct ExecBackendTests {
 
     @Test("the turn deadline kills a hung command")
     func deadlineKillsCommand() async throws {
-        let harness = harness(["sh", "-c", "echo $$; exec sleep 60"])
-        // 3 s: the shell must have started and printed its pid before the deadline,
-        // even on a loaded machine.
+        // The shell writes its pid (its process group) to a file, not to stdout:
+        // on a loaded machine the turn's output can still be on its way through
+        // the cooperative pool when the deadline cancels the turn, and is dropped.
+        let pidFile = FileManager.default.temporaryDirectory
+            .appendingPathComponent("sb-deadline-\(UInt64.random(in: 0...UInt64.max))").path
+        defer { try? FileManager.default.removeItem(atPath: pidFile) }
+        let harness = harness(["sh", "-c", "echo $$ > \"$1\"; exec sleep 60", "sh", pidFile])
         try await harness.createSession("s", backend: "exec", settings: SessionSettings(turnDeadlineMs: UInt64(TestTimeScale.ms(3_000))))
         let recorder = EventRecorder()
         let outcome = await value(of: harness.start(try harness.submit("s", ""), recorder: recorder))
         #expect(outcome.code == .deadlineExceeded)
         #expect(outcome.finished.stopReason == "deadline")
-        let group = try #require(pid_t(recorder.text.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let written = (try? String(contentsOfFile: pidFile, encoding: .utf8)) ?? ""
+        let group = try #require(pid_t(written.trimmingCharacters(in: .whitespacesAndNewlines)), "pid file: \(written.debugDescription)")
         // The leader was the only process: reaped, so the group no longer exists.
         #expect(kill(-group, 0) == -1 && errno == ESRCH)
     }
@@ -186,7 +191,7 @@ struct ExecBackendTests {
     @Test("a stalled command is ended as stalled")
     func stallKillsCommand() async throws {
         let harness = harness(["sh", "-c", "echo hi; exec sleep 60"])
-        try await harness.createSession("s", backend: "exec", settings: SessionSettings(stallTimeoutMs: UInt64(TestTimeScale.ms(2_000))))
+        try await harness.createSession("s", backend: "exec", settings: SessionSettings(stallTimeoutMs: UInt64(TestTimeScale.ms(3_000))))
         let (outcome, recorder) = try await run(harness, "")
         #expect(outcome.code == .deadlineExceeded)
         #expect(outcome.finished.stopReason == "stalled")
