@@ -143,9 +143,11 @@ func eventually(
 
 /// Awaits `task`, failing the test (and cancelling it) if it takes longer than
 /// `timeout`, so a bug hangs one test for seconds, not the whole suite forever.
+/// The default is a hang guard, not a window: 30 s (stretched under TSan), far
+/// beyond any turn of these tests even on a loaded machine.
 func value<T: Sendable>(
     of task: Task<T, Never>,
-    within timeout: Duration = .seconds(10),
+    within timeout: Duration = TestTimeScale.seconds(30),
     sourceLocation: SourceLocation = #_sourceLocation
 ) async -> T {
     let watchdog = Task {
