@@ -39,6 +39,16 @@ public protocol SessionStore: Sendable {
     func recordTurnStarted(sessionID: String, turnID: String, atMs: UInt64)
     /// Records one output chunk of a running turn; sequences arrive in order.
     func recordOutput(sessionID: String, turnID: String, chunk: OutputChunk)
+    /// Suspends while the store holds more recorded output than it is willing to
+    /// keep waiting for the disk; returns at once when there is room (the common
+    /// case: it is called before every chunk) or once the store is closed.
+    ///
+    /// `record…` calls never wait, so a disk slower than the turns producing
+    /// output would otherwise grow the store's backlog until the process runs out
+    /// of memory; the core awaits this before recording each chunk, which slows
+    /// the backend the way a slow reader does. Never blocks a thread; a cancelled
+    /// caller returns promptly (room or not), so a cancelled turn never hangs here.
+    func waitForRoom() async
     /// Records how a turn ended; then applies the session's retention.
     func recordTurnFinished(sessionID: String, turnID: String, ending: StoredTurnEnding)
 
@@ -53,6 +63,12 @@ public protocol SessionStore: Sendable {
     func flush() async throws
     /// Flushes and releases the store; later calls fail.
     func close() async throws
+}
+
+extension SessionStore {
+    /// A store that keeps everything in memory without a writer to wait for
+    /// (``InMemorySessionStore``, test stores) always has room.
+    public func waitForRoom() async {}
 }
 
 /// A session as the store keeps it.

@@ -29,24 +29,36 @@ public final class SQLiteSessionStore: SessionStore {
         /// or when its oldest change has waited this long.
         public var batchInterval: Duration
         /// When more output than this waits for the writer (a slow disk), a
-        /// warning is logged; nothing is dropped: batches grow until it catches up.
+        /// warning is logged (once each time the writer falls behind).
         public var backlogWarningBytes: Int
+        /// While more output than this is recorded and not yet committed,
+        /// ``SessionStore/waitForRoom()`` suspends its callers: the turns
+        /// producing output wait for the disk instead of growing memory without
+        /// bound. Nothing is dropped. It must leave room for a batch being
+        /// collected while another commits: a value not above `batchMaxBytes`
+        /// is raised to twice `batchMaxBytes`.
+        public var backlogLimitBytes: Int
         /// Run `PRAGMA quick_check` before opening an existing database.
         public var verifyOnOpen: Bool
         /// The schema steps this build knows (tests add a version 2).
         package var migrations: [SchemaMigration] = Schema.migrations
+        /// Test only: runs on the writer thread before each batch is written; a
+        /// test blocks in it to play a disk that does not keep up.
+        package var beforeWrite: (@Sendable () -> Void)?
 
         public init(
             batchMaxChunks: Int = 4096,
             batchMaxBytes: Int = 1 << 20,
             batchInterval: Duration = .milliseconds(20),
             backlogWarningBytes: Int = 64 << 20,
+            backlogLimitBytes: Int = 64 << 20,
             verifyOnOpen: Bool = true
         ) {
             self.batchMaxChunks = batchMaxChunks
             self.batchMaxBytes = batchMaxBytes
             self.batchInterval = batchInterval
             self.backlogWarningBytes = backlogWarningBytes
+            self.backlogLimitBytes = backlogLimitBytes
             self.verifyOnOpen = verifyOnOpen
         }
     }
@@ -90,6 +102,7 @@ public final class SQLiteSessionStore: SessionStore {
                     try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") ?? 0
                 )
             }
+            let maxBytes = max(1, options.batchMaxBytes)
             let writer = BatchWriter(
                 pool: pool,
                 lastPosition: UInt64(clamping: lastPosition),
@@ -97,9 +110,12 @@ public final class SQLiteSessionStore: SessionStore {
                 compacts: autoVacuum == 2,
                 parameters: .init(
                     maxChunks: max(1, options.batchMaxChunks),
-                    maxBytes: max(1, options.batchMaxBytes),
+                    maxBytes: maxBytes,
                     interval: options.batchInterval,
-                    backlogWarningBytes: options.backlogWarningBytes
+                    backlogWarningBytes: options.backlogWarningBytes,
+                    backlogLimitBytes: options.backlogLimitBytes > maxBytes
+                        ? options.backlogLimitBytes : (maxBytes > Int.max / 2 ? Int.max : maxBytes * 2),
+                    beforeWrite: options.beforeWrite
                 ),
                 logger: logger
             )
@@ -149,6 +165,19 @@ public final class SQLiteSessionStore: SessionStore {
 
     public func recordTurnFinished(sessionID: String, turnID: String, ending: StoredTurnEnding) {
         writer.recordFinished(TurnKey(sessionID: sessionID, turnID: turnID), ending: ending)
+    }
+
+    /// Suspends while more than `Options.backlogLimitBytes` of output wait for
+    /// the writer; resumed when a commit brings the backlog back to the limit,
+    /// when the store closes, or when the caller is cancelled.
+    public func waitForRoom() async {
+        await writer.waitForRoom()
+    }
+
+    /// Output bytes recorded and not yet committed, and callers suspended in
+    /// ``waitForRoom()`` (tests).
+    package var backlogStatus: (bytes: Int, waiters: Int) {
+        writer.backlogStatus
     }
 
     // MARK: - Lifecycle

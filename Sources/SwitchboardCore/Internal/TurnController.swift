@@ -59,12 +59,22 @@ final class TurnController: Sendable {
         }
     }
 
-    /// `TurnOutput.write`: number, count, refresh timers, forward.
+    /// `TurnOutput.write`: wait for room in the store, number, count, refresh
+    /// timers, forward.
     func write(_ data: [UInt8]) async throws {
+        if isEnded.load(ordering: .acquiring) { throw CancellationError() }
+        // A store whose disk is behind has no room: the backend waits here, as it
+        // does for a slow reader, rather than the store's backlog growing until
+        // the process runs out of memory. Like a slow reader, that is not a stall
+        // (the deadline still applies, and ending the turn cancels the wait).
+        stallClockHolds.wrappingAdd(1, ordering: .relaxed)
+        await session.store.waitForRoom()
+        recordProgress()
+        stallClockHolds.wrappingSubtract(1, ordering: .relaxed)
+        // Ended while it waited (close, cancel, deadline): nothing more is recorded.
         if isEnded.load(ordering: .acquiring) { throw CancellationError() }
         let sequence = chunks.wrappingAdd(1, ordering: .relaxed).newValue
         bytes.wrappingAdd(UInt64(data.count), ordering: .relaxed)
-        recordProgress()
         session.touch()
         // Recorded before the caller sees it, so that an attacher that learns of
         // chunk N from the log can read it from the store; and kept whatever

@@ -28,12 +28,24 @@ import SwitchboardProtocol
 /// only when no batch is due, so recording is never held up by more than one
 /// step. The slack stays for later writes to reuse: retention deletes a little
 /// after most turns, and giving back every page would cost a transaction each.
+///
+/// Backpressure: recording never waits, but ``waitForRoom()`` suspends its
+/// caller while more than `backlogLimitBytes` of output are recorded and not
+/// yet committed (being collected or being written). The waiters are resumed,
+/// all at once, when a commit brings the backlog back to the limit or the
+/// writer closes; a cancelled waiter leaves at once. So a disk slower than the
+/// producers slows them instead of growing the backlog until memory runs out.
 final class BatchWriter: Sendable {
     struct Parameters: Sendable {
         var maxChunks: Int
         var maxBytes: Int
         var interval: Duration
         var backlogWarningBytes: Int
+        /// Above this many uncommitted output bytes, `waitForRoom` suspends.
+        var backlogLimitBytes: Int
+        /// Test hook: runs on the writer thread before each batch is written
+        /// (a test blocks it there to play a slow disk).
+        var beforeWrite: (@Sendable () -> Void)?
     }
 
     private enum WaitMode { case none, untilSignalled, timed }
@@ -52,6 +64,8 @@ final class BatchWriter: Sendable {
         var oldestPendingNs: UInt64 = 0
         /// Taken by the writer, not yet committed (still visible to reads).
         var inFlight: [PendingOperation] = []
+        /// Output bytes in `inFlight`.
+        var inFlightBytes = 0
         /// Operations recorded and operations resolved (committed or failed).
         var enqueued: UInt64 = 0
         var resolved: UInt64 = 0
@@ -67,6 +81,9 @@ final class BatchWriter: Sendable {
         var exited = false
         var exitWaiter: CheckedContinuation<Void, Never>?
         var backlogWarned = false
+        /// Callers of `waitForRoom` suspended while the backlog is over its limit.
+        var roomWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var nextRoomWaiter: UInt64 = 1
         /// Pages were freed (or may have been): compact before going idle.
         var compactionRequested = false
 
@@ -83,6 +100,9 @@ final class BatchWriter: Sendable {
     private let compacts: Bool
     private let state: Mutex<State>
     private let wakeUp = DispatchSemaphore(value: 0)
+    /// The backlog is over its limit (written under `state`'s lock, read
+    /// without it): `waitForRoom`'s fast path, taken before every chunk.
+    private let isFull = Atomic<Bool>(false)
 
     /// Pages one compaction step gives back at most (4 MiB at SQLite's default
     /// 4 KiB page size): bounded work between two batches.
@@ -123,11 +143,13 @@ final class BatchWriter: Sendable {
             if case .output(_, _, let chunk) = operation {
                 state.pendingChunks += 1
                 state.pendingBytes += chunk.data.count
+                // Only output raises the backlog, so only output can fill it.
+                if backlog(state) > parameters.backlogLimitBytes { isFull.store(true, ordering: .releasing) }
             }
             if urgent { state.urgent = true }
-            if state.pendingBytes > parameters.backlogWarningBytes, !state.backlogWarned {
+            if backlog(state) > parameters.backlogWarningBytes, !state.backlogWarned {
                 state.backlogWarned = true
-                logger.warning("session store writer is behind: more than \(parameters.backlogWarningBytes) bytes of output wait to be written; batches grow until it catches up")
+                logger.warning("session store writer is behind: more than \(parameters.backlogWarningBytes) bytes of output wait to be written; output producers wait above \(parameters.backlogLimitBytes)")
             }
             return (true, wakeNeeded(&state))
         }
@@ -151,6 +173,11 @@ final class BatchWriter: Sendable {
             }
             return false
         }
+    }
+
+    /// Output bytes recorded and not yet committed.
+    private func backlog(_ state: borrowing State) -> Int {
+        state.pendingBytes + state.inFlightBytes
     }
 
     func recordActivity(sessionID: String, atMs: UInt64) {
@@ -244,19 +271,70 @@ final class BatchWriter: Sendable {
     /// Writes what is pending, stops accepting records and ends the thread.
     func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let exited = state.withLockAnnotated { state in
+            let (exited, waiters) = state.withLockAnnotated { state in
                 state.closing = true
                 state.urgent = true
-                if state.exited { return true }
+                // Producers stop waiting at once (later records are refused
+                // anyway), even while a slow commit holds the writer.
+                let waiters = roomMade(&state)
+                if state.exited { return (true, waiters) }
                 state.exitWaiter = continuation
                 state.waitMode = .none
-                return false
+                return (false, waiters)
             }
+            for waiter in waiters { waiter.resume() }
             if exited { continuation.resume() } else { wakeUp.signal() }
         }
     }
 
     static let closedError = SwitchboardError(code: .failedPrecondition, message: "the session store is closed")
+
+    // MARK: - Backpressure
+
+    /// Returns once the backlog of uncommitted output is at most
+    /// `backlogLimitBytes`, the writer is closing, or the calling task is
+    /// cancelled. Never blocks a thread.
+    func waitForRoom() async {
+        guard isFull.load(ordering: .acquiring) else { return }
+        let id = state.withLockAnnotated { state in
+            defer { state.nextRoomWaiter += 1 }
+            return state.nextRoomWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waits = state.withLockAnnotated { state in
+                    // Rechecked under the lock that every change of the backlog
+                    // takes, so a commit cannot slip between check and wait. A
+                    // cancellation before this point finds no waiter to remove:
+                    // `Task.isCancelled` is already set then.
+                    guard !state.closing, backlog(state) > parameters.backlogLimitBytes, !Task.isCancelled else { return false }
+                    state.roomWaiters[id] = continuation
+                    return true
+                }
+                if !waits { continuation.resume() }
+            }
+        } onCancel: {
+            state.withLockAnnotated { $0.roomWaiters.removeValue(forKey: id) }?.resume()
+        }
+    }
+
+    /// Waiters to resume now that the backlog may have dropped (or the writer
+    /// closes); clears `isFull` with them. Called under the lock; the caller
+    /// resumes them after unlocking. Each waiter leaves the map exactly once
+    /// (here or in its cancellation handler), so none is resumed twice.
+    private func roomMade(_ state: inout State) -> [CheckedContinuation<Void, Never>] {
+        guard state.closing || backlog(state) <= parameters.backlogLimitBytes else { return [] }
+        isFull.store(false, ordering: .releasing)
+        guard !state.roomWaiters.isEmpty else { return [] }
+        defer { state.roomWaiters = [:] }
+        return Array(state.roomWaiters.values)
+    }
+
+    /// Output bytes recorded and not yet committed, and callers of
+    /// `waitForRoom` suspended (tests).
+    var backlogStatus: (bytes: Int, waiters: Int) {
+        state.withLockAnnotated { (backlog($0), $0.roomWaiters.count) }
+    }
 
     /// Asks the writer to give free pages back (after `load`, whose retention
     /// and earlier runs may have left some).
@@ -329,6 +407,7 @@ final class BatchWriter: Sendable {
                     return .wait(timeoutNs: interval - age)
                 }
                 state.inFlight = state.pending
+                state.inFlightBytes = state.pendingBytes
                 state.pending = []
                 state.pendingChunks = 0
                 state.pendingBytes = 0
@@ -350,6 +429,7 @@ final class BatchWriter: Sendable {
                     wakeUp.wait()
                 }
             case .write(let batch):
+                parameters.beforeWrite?()
                 if write(batch) {
                     failures = 0
                 } else {
@@ -400,6 +480,7 @@ final class BatchWriter: Sendable {
                     if case .output(_, _, let chunk) = $1 { $0 + chunk.data.count } else { $0 }
                 }
                 state.inFlight = []
+                state.inFlightBytes = 0
                 let limit = state.resolved + UInt64(kept.count)
                 let failed = state.flushWaiters.filter { $0.target <= limit }.map(\.continuation)
                 state.flushWaiters.removeAll { $0.target <= limit }
@@ -410,9 +491,11 @@ final class BatchWriter: Sendable {
             for ticket in tickets { ticket.resume(throwing: failure) }
             return false
         }
-        let (waiters, tickets) = state.withLockAnnotated { state in
+        let (waiters, tickets, room) = state.withLockAnnotated { state in
             state.resolved += UInt64(state.inFlight.count)
             state.inFlight = []
+            state.inFlightBytes = 0
+            let room = roomMade(&state)
             if freePages > Self.compactionSlackPages { state.compactionRequested = true }
             let resolved = state.resolved
             let done = state.flushWaiters.filter { $0.target <= resolved }.map(\.continuation)
@@ -421,8 +504,9 @@ final class BatchWriter: Sendable {
             for (ticket, result) in applied.tickets {
                 if let continuation = state.tickets.removeValue(forKey: ticket) { finished.append((continuation, result)) }
             }
-            return (done, finished)
+            return (done, finished, room)
         }
+        for waiter in room { waiter.resume() }
         for waiter in waiters { waiter.resume() }
         for (continuation, error) in tickets {
             if let error { continuation.resume(throwing: error) } else { continuation.resume() }
