@@ -11,6 +11,10 @@ Messages (``Session``, ``ServerStatus``, ...) are the generated protobuf
 classes in :mod:`switchboard_client.switchboard_pb2`; errors are
 :class:`SwitchboardError` with ``.code``, ``.code_name`` and ``.message``.
 
+A prompt survives a lost connection with ``client.prompt(..., resume=ResumePolicy())``
+(or ``Client.connect(..., resume=ResumePolicy())``): it re-attaches by itself and
+yields the turn once; see :mod:`switchboard_client.resume`.
+
 Workers (sessions with backend ``worker:QUEUE``): :func:`register` returns a
 :class:`Worker` that yields :class:`Assignment` / :class:`Cancellation` events
 and answers heartbeats on a background thread; see :mod:`switchboard_client.worker`.
@@ -31,6 +35,7 @@ from .client import (
     default_socket_path,
 )
 from .errors import StatusCode, SwitchboardError, code_name
+from .resume import ResumePolicy
 from .worker import Assignment, Cancellation, Worker, WorkerEvent, register
 
 __all__ = [
@@ -45,6 +50,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "PromptEvent",
     "PromptStream",
+    "ResumePolicy",
     "Started",
     "StatusCode",
     "SwitchboardError",

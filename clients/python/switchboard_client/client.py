@@ -18,10 +18,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Deque, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from . import switchboard_pb2 as pb
 from .errors import StatusCode, SwitchboardError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .resume import ResumePolicy, _PromptResumer
 
 PROTOCOL_VERSION = 1
 DEFAULT_MAX_FRAME_SIZE = 4 * 1024 * 1024
@@ -40,6 +43,11 @@ _LIST_TURNS = "/switchboard.v1.Sessions/ListTurns"
 _SERVER_STATUS = "/switchboard.v1.Status/GetServerStatus"
 _SESSION_STATUS = "/switchboard.v1.Status/GetSessionStatus"
 _HEALTH = "/switchboard.v1.Health/Check"
+
+
+def _is_connection_loss(error: SwitchboardError) -> bool:
+    """The reader's own "connection closed ..." / "connection lost: ...", not a status from the server."""
+    return error.code == StatusCode.UNAVAILABLE and error.message.startswith(("connection closed", "connection lost"))
 
 
 def default_socket_path() -> str:
@@ -123,6 +131,20 @@ def _event_from(message: pb.PromptEvent) -> Optional[PromptEvent]:
     return None  # an event kind from a newer server
 
 
+def _next_event(client: "Client", call: "_Call") -> Optional[PromptEvent]:
+    """The call's next prompt event; None when it ended OK; raises its status otherwise."""
+    while True:
+        frame = client._next_message(call)
+        if frame is None:
+            return None
+        payload = frame.message.payload
+        if payload.WhichOneof("body") != "prompt_event":
+            continue  # not ours to interpret (forward compatible)
+        event = _event_from(payload.prompt_event)
+        if event is not None:
+            return event
+
+
 # ---------------------------------------------------------------------------
 # Calls
 
@@ -131,7 +153,7 @@ class _Call:
     """One open call's state; guarded by the client's lock."""
 
     __slots__ = ("id", "streaming", "nonce", "queue", "queued_bytes", "ended", "code", "message",
-                 "end", "deadline", "cancel_sent", "cancel_wanted")
+                 "end", "deadline", "cancel_sent", "cancel_wanted", "lost")
 
     def __init__(self, call_id: int, streaming: bool, deadline: Optional[float], nonce: int = 0) -> None:
         self.id = call_id
@@ -146,6 +168,8 @@ class _Call:
         self.deadline = deadline
         self.cancel_sent = False
         self.cancel_wanted = False
+        #: Ended because the connection was lost (closed or reset), not by a status.
+        self.lost = False
 
     def end_locally(self, code: int, message: str, owe_cancel: bool = True) -> None:
         if self.ended:
@@ -168,11 +192,17 @@ class PromptStream:
     ``reject_if_busy``, ``NOT_FOUND``, ...). :meth:`cancel` may be called from
     any thread. Use it as a context manager (or call :meth:`close`) so an
     abandoned stream cancels its turn.
+
+    A prompt stream with a :class:`~switchboard_client.resume.ResumePolicy`
+    re-attaches by itself after a lost connection and still yields the turn
+    once: every chunk exactly once, in order (see :mod:`switchboard_client.resume`).
     """
 
-    def __init__(self, client: "Client", call: _Call) -> None:
+    def __init__(self, client: "Client", call: _Call, resumer: Optional["_PromptResumer"] = None) -> None:
+        # The current call and its connection: the prompt's, then a re-attach's.
         self._client = client
         self._call = call
+        self._resumer = resumer
         self.finished: Optional[Finished] = None
         self._closed = False
 
@@ -184,24 +214,55 @@ class PromptStream:
         return self
 
     def __next__(self) -> PromptEvent:
+        event = self._next_resumed() if self._resumer is not None else self._next_raw()
+        if isinstance(event, Finished):
+            self.finished = event
+        return event
+
+    def _next_raw(self) -> PromptEvent:
+        """The current call's next event, as the server sent it."""
+        try:
+            event = _next_event(self._client, self._call)
+        except SwitchboardError:
+            self._done()
+            raise
+        if event is None:
+            self._done()
+            raise StopIteration
+        return event
+
+    def _next_resumed(self) -> PromptEvent:
+        """The next event of the turn, across re-attaches, filtered against what
+        was delivered (duplicates dropped, a gap is DATA_LOSS)."""
+        resumer = self._resumer
+        assert resumer is not None
         while True:
-            try:
-                frame = self._client._next_message(self._call)
-            except SwitchboardError:
-                self._done()
-                raise
-            if frame is None:
-                self._done()
+            if resumer.pending:
+                return resumer.pending.popleft()
+            if self._closed:
                 raise StopIteration
-            payload = frame.message.payload
-            if payload.WhichOneof("body") != "prompt_event":
-                continue  # not ours to interpret (forward compatible)
-            event = _event_from(payload.prompt_event)
-            if event is None:
+            try:
+                event = self._next_raw()
+            except StopIteration:
+                resumer.close_connection()
+                raise
+            except SwitchboardError as error:
+                try:
+                    self._client, self._call = resumer.reattach(error, self._call.lost)
+                except SwitchboardError:
+                    resumer.close_connection()
+                    raise
+                self._closed = False
+                if resumer.cancelled.is_set():
+                    self._client._cancel(self._call)  # cancel() raced the re-attach
                 continue
-            if isinstance(event, Finished):
-                self.finished = event
-            return event
+            try:
+                delivered = resumer.filter(event)
+            except SwitchboardError:
+                self.close()
+                raise
+            if delivered is not None:
+                return delivered
 
     def output(self) -> Iterator[bytes]:
         """Only the output chunks' bytes."""
@@ -223,15 +284,21 @@ class PromptStream:
             yield tail
 
     def cancel(self) -> None:
-        """Asks the server to cancel the turn; iteration then ends with CANCELLED."""
+        """Asks the server to cancel the turn; iteration then ends with CANCELLED.
+        After a re-attach it cancels only the attach (the turn runs on)."""
+        if self._resumer is not None:
+            self._resumer.cancelled.set()
         self._client._cancel(self._call)
 
     def close(self) -> None:
-        """Cancels the call when still open and forgets it."""
+        """Cancels the call when still open and forgets it (and closes the
+        connection of a re-attach)."""
         if not self._closed:
             self._closed = True
             self._client._cancel(self._call)
             self._client._forget(self._call)
+        if self._resumer is not None:
+            self._resumer.close_connection()
 
     def _done(self) -> None:
         """The call ended: nothing more will arrive."""
@@ -271,6 +338,7 @@ class Client:
         self._calls: Dict[int, _Call] = {}
         self._pings: Dict[int, _Call] = {}
         self._dead: Optional[SwitchboardError] = None
+        self._lost = False  # _dead is a lost connection
         self._draining = False
         self._closed = False
         self._buffer = bytearray()
@@ -285,6 +353,10 @@ class Client:
         self.recv_timeout = recv_timeout
         self.welcome: pb.Welcome = pb.Welcome()
         self._server_max_frame_size = DEFAULT_MAX_FRAME_SIZE
+        #: The default of :meth:`prompt`'s ``resume`` (None: off).
+        self.resume: Optional["ResumePolicy"] = None
+        # What :meth:`connect` was given, for a prompt stream that connects again.
+        self._connect_options: Dict[str, Any] = {}
 
     # -- connecting ---------------------------------------------------------
 
@@ -300,12 +372,15 @@ class Client:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
         versions: Tuple[int, int] = (PROTOCOL_VERSION, PROTOCOL_VERSION),
+        resume: Optional["ResumePolicy"] = None,
     ) -> "Client":
         """Connects to ``socket_path`` (default: :func:`default_socket_path`) and
         performs the handshake.
 
         ``call_timeout`` (seconds) is the deadline of every call that does not
         pass its own; ``recv_timeout`` bounds each wait for a frame of a call.
+        ``resume``: the default :class:`~switchboard_client.resume.ResumePolicy`
+        of this client's prompts (None: a lost connection fails the stream).
         Raises :class:`SwitchboardError`: ``UNAVAILABLE`` when no server
         listens there, the server's GoAway code when it refuses the handshake
         (``FAILED_PRECONDITION`` for an unsupported version).
@@ -323,6 +398,12 @@ class Client:
             sock.settimeout(None)
             client = cls(sock, max_frame_size=max_frame_size, call_timeout=call_timeout,
                          recv_timeout=recv_timeout, max_buffered_bytes=max_buffered_bytes)
+            client.resume = resume
+            client._connect_options = dict(
+                socket_path=path, client_name=client_name, connect_timeout=connect_timeout,
+                call_timeout=call_timeout, recv_timeout=recv_timeout, max_frame_size=max_frame_size,
+                max_buffered_bytes=max_buffered_bytes, versions=versions,
+            )
             deadline = None if connect_timeout is None else time.monotonic() + connect_timeout
             client._handshake(path, client_name, versions, deadline)
             return client
@@ -515,22 +596,55 @@ class Client:
     # -- prompts --------------------------------------------------------------
 
     def prompt(self, session_id: str, prompt: str, *, reject_if_busy: bool = False,
-               timeout: Optional[float] = None, cancel_on_disconnect: bool = False) -> PromptStream:
+               timeout: Optional[float] = None, cancel_on_disconnect: bool = False,
+               resume: Union["ResumePolicy", bool, None] = None,
+               on_reattach: Optional[Callable[[Attached], None]] = None) -> PromptStream:
         """Sends a prompt and returns the stream of its events.
 
         ``reject_if_busy``: fail at once with FAILED_PRECONDITION when a turn is
         running or queued, instead of waiting in the session's queue.
         ``timeout`` (seconds, queueing included; default: the client's
-        ``call_timeout``) is sent to the server as the call's deadline.
+        ``call_timeout``) is sent to the server as the call's deadline; with
+        ``resume`` it bounds the whole stream, re-attaches included.
         ``cancel_on_disconnect``: cancel the turn when this connection is lost;
         by default it runs on and :meth:`attach` can follow it again.
+        ``resume``: a :class:`~switchboard_client.resume.ResumePolicy` (``True``:
+        the default policy; ``False``: off; None: the client's ``resume``). With
+        a policy, a connection lost after :class:`Accepted` is survived: the
+        stream connects again and attaches after the last chunk it delivered,
+        and the caller sees the turn once (see :mod:`switchboard_client.resume`).
+        A connection lost before :class:`Accepted` fails with UNAVAILABLE: the
+        prompt is never sent twice. ``on_reattach`` is called (in the iterating
+        thread) with the :class:`Attached` event of each re-attach (it is not
+        yielded). With ``cancel_on_disconnect`` too, the loss cancels the turn
+        and the re-attach ends with its CANCELLED.
         """
+        from .resume import ResumePolicy, _PromptResumer
+
+        policy: Optional[ResumePolicy]
+        if resume is None:
+            policy = self.resume
+        elif resume is True:
+            policy = ResumePolicy()
+        elif resume is False:
+            policy = None
+        elif isinstance(resume, ResumePolicy):
+            policy = resume
+        else:
+            raise SwitchboardError(StatusCode.INVALID_ARGUMENT,
+                                   f"resume must be a ResumePolicy, a bool or None, not {type(resume).__name__}")
         request = pb.Payload()
         request.prompt_request.session_id = session_id
         request.prompt_request.prompt = prompt
         request.prompt_request.when_busy = pb.BUSY_POLICY_REJECT if reject_if_busy else pb.BUSY_POLICY_WAIT
         request.prompt_request.cancel_on_disconnect = cancel_on_disconnect
-        return PromptStream(self, self._start(_PROMPT, request, timeout, streaming=True))
+        call = self._start(_PROMPT, request, timeout, streaming=True)
+        resumer = None
+        if policy is not None:
+            t = self.call_timeout if timeout is None else timeout
+            deadline = None if t is None else time.monotonic() + t
+            resumer = _PromptResumer(self, session_id, policy, deadline, on_reattach)
+        return PromptStream(self, call, resumer)
 
     def attach(self, session_id: str, turn_id: str = "", after_sequence: int = 0, *,
                timeout: Optional[float] = None) -> PromptStream:
@@ -680,6 +794,8 @@ class Client:
             if call.queue or call.ended:
                 return
             if self._dead is not None:
+                if not call.ended:
+                    call.lost = self._lost
                 call.end_locally(self._dead.code, self._dead.message, owe_cancel=False)
                 return
             limits = [d for d in (call.deadline, recv_deadline) if d is not None]
@@ -711,7 +827,7 @@ class Client:
                     self._lock.acquire()
                     self._reading = False
                 if isinstance(result, SwitchboardError):
-                    self._mark_dead(result)
+                    self._mark_dead(result, lost=_is_connection_loss(result))
                 elif result is not None:
                     self._dispatch(*result)
                 self._cond.notify_all()
@@ -754,15 +870,20 @@ class Client:
                 call.queue.append((frame, size))
                 call.queued_bytes += size
 
-    def _mark_dead(self, error: SwitchboardError) -> None:
-        """The connection is over (lock held): every open call ends with ``error``."""
+    def _mark_dead(self, error: SwitchboardError, lost: bool = False) -> None:
+        """The connection is over (lock held): every open call ends with ``error``
+        (``lost``: the connection closed or failed, rather than a GoAway, a
+        protocol error or :meth:`close`)."""
         if self._dead is None:
             self._dead = error
+            self._lost = lost
             try:
                 self._sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
         for c in list(self._calls.values()) + list(self._pings.values()):
+            if not c.ended:
+                c.lost = self._lost
             c.end_locally(self._dead.code, self._dead.message, owe_cancel=False)
         self._cond.notify_all()
 
