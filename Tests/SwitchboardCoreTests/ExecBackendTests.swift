@@ -177,7 +177,7 @@ struct ExecBackendTests {
             .appendingPathComponent("sb-deadline-\(UInt64.random(in: 0...UInt64.max))").path
         defer { try? FileManager.default.removeItem(atPath: pidFile) }
         let harness = harness(["sh", "-c", "echo $$ > \"$1\"; exec sleep 60", "sh", pidFile])
-        try await harness.createSession("s", backend: "exec", settings: SessionSettings(turnDeadlineMs: 3_000))
+        try await harness.createSession("s", backend: "exec", settings: SessionSettings(turnDeadlineMs: UInt64(TestTimeScale.ms(3_000))))
         let recorder = EventRecorder()
         let outcome = await value(of: harness.start(try harness.submit("s", ""), recorder: recorder))
         #expect(outcome.code == .deadlineExceeded)
@@ -191,7 +191,7 @@ struct ExecBackendTests {
     @Test("a stalled command is ended as stalled")
     func stallKillsCommand() async throws {
         let harness = harness(["sh", "-c", "echo hi; exec sleep 60"])
-        try await harness.createSession("s", backend: "exec", settings: SessionSettings(stallTimeoutMs: 3_000))
+        try await harness.createSession("s", backend: "exec", settings: SessionSettings(stallTimeoutMs: UInt64(TestTimeScale.ms(3_000))))
         let (outcome, recorder) = try await run(harness, "")
         #expect(outcome.code == .deadlineExceeded)
         #expect(outcome.finished.stopReason == "stalled")

@@ -61,7 +61,7 @@ final class RawClient {
 
     // MARK: Sending
 
-    func sendRaw(_ bytes: [UInt8], timeout: Duration = .seconds(10)) async throws {
+    func sendRaw(_ bytes: [UInt8], timeout: Duration = TestTimeScale.seconds(10)) async throws {
         let deadline = ContinuousClock.now + timeout
         var offset = 0
         while offset < bytes.count {
@@ -91,7 +91,7 @@ final class RawClient {
     // MARK: Receiving
 
     /// The next frame, or nil once the server closed the connection.
-    func nextFrame(timeout: Duration = .seconds(10)) async throws -> Frame? {
+    func nextFrame(timeout: Duration = TestTimeScale.seconds(10)) async throws -> Frame? {
         if !stash.isEmpty { return stash.removeFirst() }
         return try await readFrame(timeout: timeout)
     }
@@ -129,7 +129,7 @@ final class RawClient {
     }
 
     /// The next frame, failing on EOF.
-    func expectFrame(timeout: Duration = .seconds(10)) async throws -> Frame {
+    func expectFrame(timeout: Duration = TestTimeScale.seconds(10)) async throws -> Frame {
         guard let frame = try await nextFrame(timeout: timeout) else {
             throw RawClientError(description: "connection closed while a frame was expected")
         }
@@ -137,7 +137,7 @@ final class RawClient {
     }
 
     /// The next frame of call `callID`; frames of other calls are kept for later.
-    func expectFrame(forCall callID: UInt64, timeout: Duration = .seconds(10)) async throws -> Frame {
+    func expectFrame(forCall callID: UInt64, timeout: Duration = TestTimeScale.seconds(10)) async throws -> Frame {
         if let index = stash.firstIndex(where: { $0.callID == callID }) {
             return stash.remove(at: index)
         }
@@ -151,7 +151,7 @@ final class RawClient {
     }
 
     /// Reads until the server closes the connection; returns what came before.
-    func readUntilClosed(timeout: Duration = .seconds(10)) async throws -> [Frame] {
+    func readUntilClosed(timeout: Duration = TestTimeScale.seconds(10)) async throws -> [Frame] {
         var frames = stash
         stash = []
         while let frame = try await readFrame(timeout: timeout) {
@@ -161,7 +161,7 @@ final class RawClient {
     }
 
     /// Whether the server has closed the connection (waits up to `timeout`).
-    func isClosedByServer(timeout: Duration = .seconds(10)) async throws -> Bool {
+    func isClosedByServer(timeout: Duration = TestTimeScale.seconds(10)) async throws -> Bool {
         let frames = try await readUntilClosed(timeout: timeout)
         return frames.isEmpty
     }
@@ -185,7 +185,7 @@ final class RawClient {
         return try await expectEnd(of: id)
     }
 
-    func expectEnd(of callID: UInt64, timeout: Duration = .seconds(10)) async throws -> CallEnd {
+    func expectEnd(of callID: UInt64, timeout: Duration = TestTimeScale.seconds(10)) async throws -> CallEnd {
         let frame = try await expectFrame(forCall: callID, timeout: timeout)
         guard case .end(let end) = frame.kind else {
             throw RawClientError(description: "expected CallEnd for call \(callID), got \(frame)")
@@ -262,7 +262,7 @@ final class RawClient {
     }
 
     /// The next event of prompt call `callID`, or its end.
-    func nextPromptItem(_ callID: UInt64, timeout: Duration = .seconds(10)) async throws -> PromptItem {
+    func nextPromptItem(_ callID: UInt64, timeout: Duration = TestTimeScale.seconds(10)) async throws -> PromptItem {
         let frame = try await expectFrame(forCall: callID, timeout: timeout)
         switch frame.kind {
         case .message(let message):
@@ -278,7 +278,7 @@ final class RawClient {
     }
 
     /// Reads a prompt call to its end.
-    func collectPrompt(_ callID: UInt64, timeout: Duration = .seconds(10)) async throws -> PromptResult {
+    func collectPrompt(_ callID: UInt64, timeout: Duration = TestTimeScale.seconds(10)) async throws -> PromptResult {
         var result = PromptResult()
         while true {
             switch try await nextPromptItem(callID, timeout: timeout) {
