@@ -134,8 +134,11 @@ public final class InMemorySessionStore: SessionStore {
     /// counted.
     public func recordOutput(sessionID: String, turnID: String, chunk: OutputChunk) {
         state.withLockAnnotated { state in
-            guard let session = state.sessions[sessionID], let index = session.index(of: turnID) else { return }
-            let bound = session.session.settings.retainOutputBytes
+            // Only the values needed: a local copy of the session kept alive across
+            // the append would copy its turns on every chunk.
+            guard let bound = state.sessions[sessionID]?.session.settings.retainOutputBytes,
+                let index = state.sessions[sessionID]?.index(of: turnID)
+            else { return }
             Self.append(chunk, to: &state.sessions[sessionID]!.turns[index], bound: bound)
         }
     }

@@ -60,7 +60,7 @@ extension SQLiteSessionStore {
         var positions = [[Int64]](repeating: [], count: sessions.count)
         let turnRows = try Row.fetchCursor(
             db,
-            sql: "SELECT \(Rows.turnColumns(prompt: "substr(prompt, 1, \(StoredTurnPage.promptPrefixScalars))")) FROM \(Rows.turnSource) ORDER BY position"
+            sql: "SELECT \(Rows.turnColumns(prompt: Rows.promptPrefix)) FROM \(Rows.turnSource) ORDER BY position"
         )
         while let row = try turnRows.next() {
             let turn = Rows.turn(row)

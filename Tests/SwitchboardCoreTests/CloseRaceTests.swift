@@ -5,7 +5,7 @@ import Testing
 
 /// An in-memory store whose `createSession` and/or `deleteSession` wait for a gate
 /// the test opens, so that other calls can run while the store is "slow".
-final class SlowStore: SessionStore {
+final class SlowStore: ForwardingSessionStore {
     let inner = InMemorySessionStore()
     let createGate = Gate()
     let deleteGate = Gate()
@@ -22,8 +22,6 @@ final class SlowStore: SessionStore {
     var creates: Int { calls.withLockAnnotated { $0.creates } }
     var deletes: Int { calls.withLockAnnotated { $0.deletes } }
 
-    var location: String { "slow" }
-    func load(interruptedMessage: String) async throws -> [StoredSession] { try await inner.load(interruptedMessage: interruptedMessage) }
     func createSession(_ session: StoredSession) async throws {
         calls.withLockAnnotated { $0.creates += 1 }
         if slowCreate { try await createGate.wait() }
@@ -34,19 +32,6 @@ final class SlowStore: SessionStore {
         if slowDelete { try await deleteGate.wait() }
         try await inner.deleteSession(id: id)
     }
-    func recordActivity(sessionID: String, atMs: UInt64) { inner.recordActivity(sessionID: sessionID, atMs: atMs) }
-    func recordTurnAccepted(_ turn: StoredTurn) { inner.recordTurnAccepted(turn) }
-    func recordTurnStarted(sessionID: String, turnID: String, atMs: UInt64) { inner.recordTurnStarted(sessionID: sessionID, turnID: turnID, atMs: atMs) }
-    func recordOutput(sessionID: String, turnID: String, chunk: OutputChunk) { inner.recordOutput(sessionID: sessionID, turnID: turnID, chunk: chunk) }
-    func recordTurnFinished(sessionID: String, turnID: String, ending: StoredTurnEnding) {
-        inner.recordTurnFinished(sessionID: sessionID, turnID: turnID, ending: ending)
-    }
-    func output(sessionID: String, turnID: String, afterSequence: UInt64, limit: Int) async throws -> [OutputChunk] {
-        try await inner.output(sessionID: sessionID, turnID: turnID, afterSequence: afterSequence, limit: limit)
-    }
-    func turns(sessionID: String, page: TurnPage) async throws -> StoredTurnPage { try await inner.turns(sessionID: sessionID, page: page) }
-    func flush() async throws {}
-    func close() async throws { try await inner.close() }
 }
 
 @Suite("Close, idle cleanup and create racing the store")

@@ -5,7 +5,7 @@ import Testing
 
 /// An in-memory store whose `waitForRoom` suspends while the test says it has no
 /// room (a disk that does not keep up), until the test makes room again.
-final class RoomGatedStore: SessionStore {
+final class RoomGatedStore: ForwardingSessionStore {
     let inner = InMemorySessionStore()
     private struct State {
         /// nil: room; otherwise the gate the waiters wait on.
@@ -38,24 +38,6 @@ final class RoomGatedStore: SessionStore {
         // A cancelled caller leaves (the contract), room or not.
         try? await gate.wait()
     }
-
-    var location: String { "gated" }
-    func load(interruptedMessage: String) async throws -> [StoredSession] { try await inner.load(interruptedMessage: interruptedMessage) }
-    func createSession(_ session: StoredSession) async throws { try await inner.createSession(session) }
-    func deleteSession(id: String) async throws { try await inner.deleteSession(id: id) }
-    func recordActivity(sessionID: String, atMs: UInt64) { inner.recordActivity(sessionID: sessionID, atMs: atMs) }
-    func recordTurnAccepted(_ turn: StoredTurn) { inner.recordTurnAccepted(turn) }
-    func recordTurnStarted(sessionID: String, turnID: String, atMs: UInt64) { inner.recordTurnStarted(sessionID: sessionID, turnID: turnID, atMs: atMs) }
-    func recordOutput(sessionID: String, turnID: String, chunk: OutputChunk) { inner.recordOutput(sessionID: sessionID, turnID: turnID, chunk: chunk) }
-    func recordTurnFinished(sessionID: String, turnID: String, ending: StoredTurnEnding) {
-        inner.recordTurnFinished(sessionID: sessionID, turnID: turnID, ending: ending)
-    }
-    func output(sessionID: String, turnID: String, afterSequence: UInt64, limit: Int) async throws -> [OutputChunk] {
-        try await inner.output(sessionID: sessionID, turnID: turnID, afterSequence: afterSequence, limit: limit)
-    }
-    func turns(sessionID: String, page: TurnPage) async throws -> StoredTurnPage { try await inner.turns(sessionID: sessionID, page: page) }
-    func flush() async throws {}
-    func close() async throws { try await inner.close() }
 }
 
 @Suite("A store without room slows the turns producing output")

@@ -83,20 +83,25 @@ struct BackpressureTests {
         }
     }
 
+    /// A store with session "s" running turn "t", whose writer has taken the
+    /// batch of chunk 1 and is held there (nothing commits until `hold.release()`).
+    func openHeldStore(_ directory: ScratchDirectory) async throws -> SQLiteSessionStore {
+        let store = try openStore(directory, options: options)
+        try await store.createSession(makeSession("s"))
+        store.recordTurnAccepted(StoredTurn(sessionID: "s", turnID: "t", prompt: "p", state: .queued, acceptedAtMs: 1))
+        store.recordTurnStarted(sessionID: "s", turnID: "t", atMs: 2)
+        hold.hold()
+        record(store, 1...1)
+        try await eventually("the writer holds a batch") { hold.blocked == 1 }
+        return store
+    }
+
     @Test("past backlogLimitBytes waitForRoom suspends until the held writer commits; a cancelled waiter leaves; output reads back exactly")
     func waitsUntilCommitted() async throws {
         let directory = try ScratchDirectory()
         defer { directory.remove() }
         defer { hold.release() }
-        let store = try openStore(directory, options: options)
-        try await store.createSession(makeSession("s"))
-        store.recordTurnAccepted(StoredTurn(sessionID: "s", turnID: "t", prompt: "p", state: .queued, acceptedAtMs: 1))
-        store.recordTurnStarted(sessionID: "s", turnID: "t", atMs: 2)
-
-        // The writer takes the first chunk's batch and is held there.
-        hold.hold()
-        record(store, 1...1)
-        try await eventually("the writer holds a batch") { hold.blocked == 1 }
+        let store = try await openHeldStore(directory)
         await store.waitForRoom()  // 1 KiB waits: room
 
         // 20 KiB uncommitted: over the 16 KiB limit.
@@ -145,14 +150,7 @@ struct BackpressureTests {
         let directory = try ScratchDirectory()
         defer { directory.remove() }
         defer { hold.release() }
-        let store = try openStore(directory, options: options)
-        try await store.createSession(makeSession("s"))
-        store.recordTurnAccepted(StoredTurn(sessionID: "s", turnID: "t", prompt: "p", state: .queued, acceptedAtMs: 1))
-        store.recordTurnStarted(sessionID: "s", turnID: "t", atMs: 2)
-
-        hold.hold()
-        record(store, 1...1)
-        try await eventually("the writer holds a batch") { hold.blocked == 1 }
+        let store = try await openHeldStore(directory)
         record(store, 2...30)
         store.recordTurnFinished(
             sessionID: "s", turnID: "t",

@@ -69,9 +69,18 @@ struct WorkerBackpressureTests {
                 var turnID = ""
                 while turnID.isEmpty {
                     let frame = try await worker.expectFrame(forCall: call)
-                    if case .message(let message) = frame.kind,
-                       case .workerCommand(.assignment(let assignment))? = message.payload {
+                    guard case .message(let message) = frame.kind else { continue }
+                    switch message.payload {
+                    case .workerCommand(.assignment(let assignment))?:
                         turnID = assignment.turnID
+                    case .workerCommand(.heartbeat(let nonce))?:
+                        // Alive while idle, however long a loaded run takes to assign
+                        // the turn (once it floods, only its output shows it alive).
+                        try await worker.send(Frame(callID: call, kind: .message(CallMessage(
+                            payload: .workerMessage(.heartbeatAck(nonce: nonce))
+                        ))))
+                    default:
+                        break
                     }
                 }
                 var offset = 0

@@ -67,10 +67,7 @@ final class TurnController: Sendable {
         // does for a slow reader, rather than the store's backlog growing until
         // the process runs out of memory. Like a slow reader, that is not a stall
         // (the deadline still applies, and ending the turn cancels the wait).
-        stallClockHolds.wrappingAdd(1, ordering: .relaxed)
-        await session.store.waitForRoom()
-        recordProgress()
-        stallClockHolds.wrappingSubtract(1, ordering: .relaxed)
+        await withStallClockHeld { await session.store.waitForRoom() }
         // Ended while it waited (close, cancel, deadline): nothing more is recorded.
         if isEnded.load(ordering: .acquiring) { throw CancellationError() }
         let sequence = chunks.wrappingAdd(1, ordering: .relaxed).newValue
@@ -91,12 +88,18 @@ final class TurnController: Sendable {
     }
 
     private func callSink(_ event: TurnEvent) async throws {
+        try await withStallClockHeld { try await sink(event) }
+    }
+
+    /// Runs `body` with the stall clock stopped: time spent waiting for a slow
+    /// reader or a slow disk is not the backend stalling.
+    private func withStallClockHeld<Result>(_ body: () async throws -> Result) async rethrows -> Result {
         stallClockHolds.wrappingAdd(1, ordering: .relaxed)
         defer {
             recordProgress()
             stallClockHolds.wrappingSubtract(1, ordering: .relaxed)
         }
-        try await sink(event)
+        return try await body()
     }
 
     /// First thing in the backend's task: starts the stall clock.

@@ -72,7 +72,6 @@ enum Retention {
 
     /// Applies one session's retention in the writer's transaction; returns
     /// whether it deleted anything.
-    @discardableResult
     static func apply(_ db: Database, sessionID: String, nowMs: UInt64) throws -> Bool {
         // Most sessions may have no limits at all: one lookup, then nothing.
         guard let row = try Row.fetchOne(db.cachedStatement(sql: """

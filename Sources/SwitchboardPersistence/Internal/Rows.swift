@@ -65,11 +65,10 @@ enum Rows {
     /// characters of the prompt (enough for its preview), then the whole
     /// prompt's size in bytes (index 15): a history page reads whole prompts only
     /// for the turns it sends with their output.
-    static let turnColumnsWithPromptPrefix = """
-        session_id, turn_id, coalesce(substr(prompt, 1, \(StoredTurnPage.promptPrefixScalars)), ''), state, accepted_at_ms,
-        started_at_ms, code, message, stop_reason, ended_at_ms, chunks, bytes, output_dropped, position, last_sequence,
-        coalesce(length(CAST(prompt AS BLOB)), 0)
-        """
+    static let turnColumnsWithPromptPrefix = turnColumns(prompt: promptPrefix) + ", coalesce(length(CAST(prompt AS BLOB)), 0)"
+
+    /// The first `StoredTurnPage.promptPrefixScalars` characters of the prompt.
+    static let promptPrefix = "substr(prompt, 1, \(StoredTurnPage.promptPrefixScalars))"
 
     static func turn(_ row: Row) -> StoredTurn {
         var ending: StoredTurnEnding?

@@ -80,7 +80,7 @@ final class CuttingProxy: Sendable {
         let listener = self.listenFD
         Thread.detachNewThread { [self] in
             while true {
-                let fd = Self.accept4(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+                let fd = acceptCloseOnExec(listener)
                 if fd < 0 {
                     if errno == EINTR { continue }
                     // `stop()` shut the listener down. Only this thread closes it: had
@@ -207,15 +207,6 @@ final class CuttingProxy: Sendable {
 
     // MARK: - Sockets
 
-    private typealias Accept4 = @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32
-
-    /// glibc's `accept4` (the Glibc module leaves it out: it is a GNU extension), so an
-    /// accepted socket is close-on-exec from the start, with no window for a fork.
-    private static let accept4: Accept4 = {
-        guard let symbol = dlsym(nil, "accept4") else { fatalError("accept4 not found") }
-        return unsafeBitCast(symbol, to: Accept4.self)
-    }()
-
     private static func address(_ path: String) -> sockaddr_un {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -312,4 +303,19 @@ struct FrameCutter {
         forwarded = max(forwarded, safe)
         return (forward, cutAt == forwarded)
     }
+}
+
+private typealias Accept4 = @convention(c) (Int32, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<socklen_t>?, Int32) -> Int32
+
+/// glibc's `accept4` (the Glibc module leaves it out: it is a GNU extension).
+private let accept4Function: Accept4 = {
+    guard let symbol = dlsym(nil, "accept4") else { fatalError("accept4 not found") }
+    return unsafeBitCast(symbol, to: Accept4.self)
+}()
+
+/// Accepts a connection that is close-on-exec from the start, with no window in
+/// which a child spawned by another test could inherit it (the test targets share
+/// one process).
+func acceptCloseOnExec(_ listener: Int32) -> Int32 {
+    accept4Function(listener, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
 }

@@ -5,7 +5,7 @@ import SwitchboardProtocol
 
 /// A scripted peer on a real Unix socket, for what a well-behaved server never does on
 /// cue: refusing the handshake, going away between two calls, vanishing mid-call,
-/// never answering. It accepts one connection and runs `script` on its own thread
+/// never answering. It accepts connections and runs `script` on its own thread
 /// with blocking I/O; every frame the client sent is recorded for assertions.
 final class FakeServer: Sendable {
     let socketPath: String
@@ -13,6 +13,10 @@ final class FakeServer: Sendable {
     /// Set once the script has returned and the connection is closed.
     private let scriptEnded = Mutex<Bool>(false)
     private let listenFD: Int32
+    /// Who closes the listener: the accept thread once it is done, so a number
+    /// closed under it can never be reused by another test's socket while it
+    /// still calls `accept` (`closeListener` only shuts it down meanwhile).
+    private let listener = Mutex<(threadDone: Bool, closeRequested: Bool, closed: Bool)>((false, false, false))
 
     convenience init(_ script: @escaping @Sendable (FakeConnection) throws -> Void) throws {
         try self.init(connections: 1) { _, connection in try script(connection) }
@@ -23,7 +27,7 @@ final class FakeServer: Sendable {
     /// that reconnects meets a scripted server again.
     init(connections: Int, _ script: @escaping @Sendable (Int, FakeConnection) throws -> Void) throws {
         socketPath = try makeSocketPath()
-        listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listenFD >= 0 else { throw FakeServerError("socket: \(errno)") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -37,10 +41,11 @@ final class FakeServer: Sendable {
             }
         }
         guard bound == 0, listen(listenFD, 8) == 0 else { throw FakeServerError("bind/listen: \(errno)") }
-        let listener = self.listenFD
+        let listening = self.listenFD
         Thread.detachNewThread { [self] in
+            defer { acceptThreadDone() }
             for index in 1...max(connections, 1) {
-                let fd = accept(listener, nil, nil)
+                let fd = acceptCloseOnExec(listening)
                 guard fd >= 0 else { return }
                 let connection = FakeConnection(fd: fd, server: self)
                 try? script(index, connection)
@@ -74,7 +79,23 @@ final class FakeServer: Sendable {
     /// Stops listening but leaves the socket file: a stale socket (ECONNREFUSED).
     func closeListener() {
         shutdown(listenFD, Int32(SHUT_RDWR))
-        Glibc.close(listenFD)
+        let closeNow = listener.withLockAnnotated { state -> Bool in
+            state.closeRequested = true
+            guard state.threadDone, !state.closed else { return false }
+            state.closed = true
+            return true
+        }
+        if closeNow { Glibc.close(listenFD) }
+    }
+
+    private func acceptThreadDone() {
+        let closeNow = listener.withLockAnnotated { state -> Bool in
+            state.threadDone = true
+            guard state.closeRequested, !state.closed else { return false }
+            state.closed = true
+            return true
+        }
+        if closeNow { Glibc.close(listenFD) }
     }
 
     var receivedFrames: [Frame] { received.withLockAnnotated { $0 } }
@@ -156,9 +177,12 @@ final class FakeConnection {
         ))))
     }
 
+    /// Shut down first: a child process that inherited the descriptor cannot keep
+    /// the connection open for the client.
     func close() {
         guard !closed else { return }
         closed = true
+        shutdown(fd, Int32(SHUT_RDWR))
         Glibc.close(fd)
     }
 }

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Optional, Tuple
 
 from . import switchboard_pb2 as pb
+from .client import _ATTACH, Accepted, Attached, Finished, Output, Started, _next_event
 from .errors import StatusCode, SwitchboardError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .client import Attached, Client, PromptEvent, _Call
+    from .client import Client, PromptEvent, _Call
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,6 @@ class _PromptResumer:
     def filter(self, event: "PromptEvent") -> Optional["PromptEvent"]:
         """The event to hand to the caller for ``event``, or None to skip it.
         Raises ``DATA_LOSS`` for a gap in the sequence numbers."""
-        from .client import Accepted, Attached, Finished, Output, Started
 
         if isinstance(event, Accepted):
             self.turn_id = event.turn_id
@@ -183,7 +183,6 @@ class _PromptResumer:
         return started
 
     def _made_up_started(self) -> Optional["PromptEvent"]:
-        from .client import Started
 
         if self.started_delivered or self.turn_id is None:
             return None
@@ -204,9 +203,7 @@ class _PromptResumer:
         lost connection, ``UNAVAILABLE`` when the turn was never accepted (the
         prompt is not re-sent), and the last failure when the policy's attempts
         or budget run out."""
-        from .client import _is_connection_loss
-
-        if not (lost and _is_connection_loss(error)):
+        if not lost:
             raise error
         turn_id = self.turn_id
         if turn_id is None:
@@ -249,7 +246,6 @@ class _PromptResumer:
 
     def _attach_once(self, turn_id: str) -> Tuple["Client", "_Call"]:
         """One attempt: a new connection, an Attach call, and its first event."""
-        from .client import _ATTACH, Attached, _next_event
 
         timeout: Optional[float] = None
         if self.deadline is not None:
