@@ -102,7 +102,9 @@ public final class WorkerPools: Sendable {
         return (workers, queues)
     }
 
-    static func validateQueueName(_ queue: String) throws(SwitchboardError) {
+    /// INVALID_ARGUMENT unless `queue` is a usable task queue name (`serve` checks its
+    /// `--backend worker:QUEUE` with it before starting).
+    public static func validateQueueName(_ queue: String) throws(SwitchboardError) {
         guard IDGenerator.isValidClientSessionID(queue) else {
             throw SwitchboardError(
                 code: .invalidArgument,

@@ -136,6 +136,16 @@ public final class SwitchboardServer: Service, Sendable {
         logger.info("stopped")
     }
 
+    /// True once the server has stopped without ever listening (its socket could
+    /// not be bound, or it was stopped before it started): nothing was served, so
+    /// `serve` may remove a state directory that this start created.
+    public var stoppedBeforeListening: Bool {
+        state.withLockAnnotated { state in
+            if case .stopped(failure: .some) = state { return true }
+            return false
+        }
+    }
+
     /// Resolves once the socket is bound and accepting (tests, readiness); throws
     /// if the server stopped (or failed) before that.
     public func waitUntilListening() async throws {

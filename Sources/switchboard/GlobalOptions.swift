@@ -8,6 +8,11 @@ struct GlobalOptions: ParsableArguments {
     )
     var socket: String?
 
+    func validate() throws {
+        // An empty --socket is a mistake (an unset variable in a script), not a request for the default.
+        if let socket, socket.isEmpty { throw ValidationError("--socket must not be empty") }
+    }
+
     /// The socket path after applying the default rule (``SocketPath``).
     var socketPath: String { SocketPath.resolve(option: self.socket) }
 }

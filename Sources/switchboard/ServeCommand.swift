@@ -160,10 +160,16 @@ struct ServeCommand: AsyncParsableCommand {
         case "exec":
             if execCommand == nil { throw ValidationError("--backend exec needs --exec-command") }
         default:
-            if !backend.hasPrefix("worker:") {
+            guard backend.hasPrefix("worker:") else {
                 throw ValidationError("unknown backend \"\(backend)\": expected echo, exec or worker:QUEUE")
             }
+            do {
+                try WorkerPools.validateQueueName(String(backend.dropFirst("worker:".count)))
+            } catch {
+                throw ValidationError("--backend \(backend): \(error.message)")
+            }
         }
+        if listenFDName.isEmpty { throw ValidationError("--listen-fd-name must not be empty") }
     }
 
     func run() async throws {
@@ -209,12 +215,25 @@ struct ServeCommand: AsyncParsableCommand {
         if let workerHeartbeatTimeout { server.workerHeartbeatTimeout = workerHeartbeatTimeout }
         if let adopted = server.systemd.listeningPath { server.socketPath = adopted }
 
+        // A live server on the socket refuses this start before anything is
+        // created on disk (an adopted socket is systemd's, and known to be free).
+        if server.systemd.listeningPath == nil {
+            do {
+                try SwitchboardServer.checkSocketPath(socketPath)
+            } catch {
+                throw CLIFailure("cannot serve on \(socketPath): \(error.description)")
+            }
+        }
+
         // Opened once the rest of the configuration is known to be good; a state
-        // directory held by another server is refused here, before binding.
+        // directory held by another server is refused here, before binding. A
+        // directory this start creates is removed again if the start fails.
+        let createdDirectory = state.firstMissingDirectory()
         let store: any SessionStore
         do {
             store = try state.openStore(logger: logger)
         } catch {
+            ServeStateOptions.removeCreatedDirectory(createdDirectory, logger: logger)
             throw CLIFailure("cannot open the state directory: \((error as? SwitchboardError)?.description ?? "\(error)")")
         }
         let registry = SessionRegistry(configuration: core, backends: backends, logger: logger, store: store)
@@ -239,9 +258,11 @@ struct ServeCommand: AsyncParsableCommand {
             try? await store.close()
         } catch let error as SwitchboardError {
             try? await store.close()
+            if service.stoppedBeforeListening { ServeStateOptions.removeCreatedDirectory(createdDirectory, logger: logger) }
             throw error  // the server's message already names the socket
         } catch {
             try? await store.close()
+            if service.stoppedBeforeListening { ServeStateOptions.removeCreatedDirectory(createdDirectory, logger: logger) }
             throw CLIFailure("cannot serve on \(socketPath): \(error)")
         }
     }

@@ -53,6 +53,31 @@ struct ServeStateOptions: ParsableArguments {
         return nil
     }
 
+    /// The outermost directory of the state directory's path that does not exist
+    /// yet (what opening the store would create), nil when it exists already or
+    /// sessions are kept in memory.
+    func firstMissingDirectory() -> String? {
+        guard let directory = resolvedDirectory() else { return nil }
+        var missing: String?
+        var path = directory
+        while !path.isEmpty, path != "/", !FileManager.default.fileExists(atPath: path) {
+            missing = path
+            path = (path as NSString).deletingLastPathComponent
+        }
+        return missing
+    }
+
+    /// Removes a directory this start created (``firstMissingDirectory()``) when
+    /// the start failed before serving, so a refused start leaves nothing behind.
+    static func removeCreatedDirectory(_ directory: String?, logger: Logger) {
+        guard let directory else { return }
+        do {
+            try FileManager.default.removeItem(atPath: directory)
+        } catch {
+            logger.warning("cannot remove the state directory this start created: \(error)", metadata: ["path": "\(directory)"])
+        }
+    }
+
     /// Opens the store (blocking file work: at start, before serving).
     func openStore(logger: Logger) throws -> any SessionStore {
         guard let directory = resolvedDirectory() else {

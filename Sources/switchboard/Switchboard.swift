@@ -24,10 +24,22 @@ struct Switchboard: AsyncParsableCommand {
     /// (``ExitCodes``); a local ``CLIFailure`` exits 1.
     static func main() async {
         var command: any ParsableCommand
+        // Repeated --label options are parsed here, in linear time (LabelArgument).
+        let (arguments, labelTexts) = LabelArgument.extract(from: Array(CommandLine.arguments.dropFirst()))
         do {
-            command = try await asyncParseAsRoot()
+            command = try await asyncParseAsRoot(arguments)
         } catch {
             exit(withError: error)  // usage errors (64), --help and --version (0)
+        }
+        if !labelTexts.isEmpty, var labelled = command as? any LabelArgumentCommand {
+            do {
+                labelled.labels = try labelTexts.map(LabelArgument.parse)
+            } catch {
+                let path = LabelArgument.commandPaths.first { arguments.starts(with: $0) } ?? []
+                Console.err("Error: \(error.message)\n  See 'switchboard \(path.joined(separator: " ")) --help'.\n")
+                exitProcess(ExitCodes.usage)
+            }
+            command = labelled
         }
         do {
             if var asyncCommand = command as? any AsyncParsableCommand {

@@ -36,8 +36,12 @@ struct WorkerSubcommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Display name shown in status.", valueName: "text"))
     var name: String = ""
 
-    @Option(name: .customLong("label"), help: ArgumentHelp("A worker label (repeatable).", valueName: "key=value"))
-    var labels: [String] = []
+    @Option(
+        name: .customLong("label"),
+        help: ArgumentHelp("A worker label (repeatable).", valueName: "key=value"),
+        transform: LabelArgument.parse
+    )
+    var labels: [Label] = []
 
     @Option(help: ArgumentHelp("Grace between SIGTERM and SIGKILL for a cancelled turn (default: 5s).", valueName: "duration"),
             transform: DurationArgument.parse)
@@ -49,19 +53,13 @@ struct WorkerSubcommand: AsyncParsableCommand {
     func validate() throws {
         if command.isEmpty { throw ValidationError("missing the command to run: switchboard worker --queue Q -- COMMAND ARGS…") }
         if capacity < 1 { throw ValidationError("--capacity must be at least 1") }
-        for label in labels where !label.contains("=") || label.hasPrefix("=") {
-            throw ValidationError("--label must be key=value, got \"\(label)\"")
-        }
     }
 
     func run() async throws {
         let register = WorkerRegister(
             taskQueue: queue,
             capacity: capacity,
-            labels: labels.map { label in
-                let parts = label.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                return Label(key: String(parts[0]), value: parts.count > 1 ? String(parts[1]) : "")
-            },
+            labels: labels,
             displayName: name
         )
         let run = WorkerRun(socketPath: global.socketPath, register: register, command: command, killGrace: killGrace)

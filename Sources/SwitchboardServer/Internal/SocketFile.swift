@@ -23,9 +23,19 @@ enum SocketFile {
         var changeNanoseconds: Int
     }
 
-    /// Creates the parent directory (0755) if missing; replaces a stale socket
-    /// file; refuses a live server's socket or anything that is not a socket.
-    static func prepare(path: String) throws(SwitchboardError) {
+    /// What is at the socket path now, as far as binding is concerned.
+    enum Occupant: Sendable, Equatable {
+        /// Nothing, or a path whose parent directory does not exist yet.
+        case nothing
+        /// A socket file nobody listens on (left by a dead server).
+        case staleSocket
+    }
+
+    /// Checks `path` without changing anything on disk: a usable length, not a
+    /// live server's socket, not a file of another kind. The start of `serve`
+    /// calls it (through ``SwitchboardServer/checkSocketPath(_:)``) before it
+    /// creates a state directory, so a refused start leaves nothing behind.
+    static func check(path: String) throws(SwitchboardError) -> Occupant {
         guard !path.isEmpty else {
             throw SwitchboardError(code: .invalidArgument, message: "the socket path is empty")
         }
@@ -36,12 +46,10 @@ enum SocketFile {
                 message: "socket path \(path) is \(path.utf8.count) bytes; Unix sockets allow at most 107"
             )
         }
-        try createParentDirectory(of: path)
-
         var info = stat()
         if lstat(path, &info) != 0 {
             let error = errno
-            if error == ENOENT { return }
+            if error == ENOENT { return .nothing }
             throw SwitchboardError(code: .failedPrecondition, message: "cannot inspect \(path): \(describe(error))")
         }
         guard (info.st_mode & S_IFMT) == S_IFSOCK else {
@@ -54,19 +62,30 @@ enum SocketFile {
         case .live:
             throw SwitchboardError(code: .alreadyExists, message: "another server is already listening on \(path)")
         case .stale:
-            if unlink(path) != 0, errno != ENOENT {
-                let error = errno
-                throw SwitchboardError(
-                    code: .failedPrecondition,
-                    message: "cannot remove stale socket \(path): \(describe(error))"
-                )
-            }
+            return .staleSocket
         case .gone:
-            return
+            return .nothing
         case .unknown(let error):
             throw SwitchboardError(
                 code: .failedPrecondition,
                 message: "cannot tell whether a server is listening on \(path): \(describe(error))"
+            )
+        }
+    }
+
+    /// Creates the parent directory (0755) if missing; replaces a stale socket
+    /// file; refuses a live server's socket or anything that is not a socket.
+    static func prepare(path: String) throws(SwitchboardError) {
+        // Checked before the parent directory is made, so a refusal creates nothing.
+        _ = try check(path: path)
+        try createParentDirectory(of: path)
+        // Again now: another server may have come or gone in between.
+        guard try check(path: path) == .staleSocket else { return }
+        if unlink(path) != 0, errno != ENOENT {
+            let error = errno
+            throw SwitchboardError(
+                code: .failedPrecondition,
+                message: "cannot remove stale socket \(path): \(describe(error))"
             )
         }
     }
