@@ -4,7 +4,8 @@
 #   2. checks the committed protoc-c output against a fresh regeneration
 #   3. builds everything and fails on any compiler warning in our code
 #   4. runs the whole test suite (unit, socket, end-to-end process tests), the C
-#      client's tests (ASan + UBSan), the Python client's tests, and the
+#      client's tests (ASan + UBSan), the Python client's tests, the ACP test
+#      agents' own tests (Tests/Agents, on the ACP Python SDK), and the
 #      conformance suite with every client (conformance/run.sh)
 #   5. runs the benchmark harness in its quick mode (Benchmarks/run.sh --quick:
 #      Switchboard only, debug build, seconds of load, no figures asserted)
@@ -40,6 +41,9 @@ make -C clients/c test SWITCHBOARD_BIN="$switchboard_bin"
 
 step "Python client tests (pytest clients/python/tests)"
 SWITCHBOARD_BIN="$switchboard_bin" python3 -m pytest -q -p no:cacheprovider clients/python/tests
+
+step "ACP test agents on the official Python SDK (pytest Tests/Agents, in .venv-acp)"
+.venv-acp/bin/python -m pytest -q -p no:cacheprovider Tests/Agents
 
 step "conformance: every scenario with the Swift, C and Python clients"
 SWITCHBOARD_BIN="$switchboard_bin" conformance/run.sh

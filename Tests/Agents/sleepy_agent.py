@@ -1,0 +1,78 @@
+"""ACP test agent: each turn takes SECONDS while it streams, and honours session/cancel.
+
+For Switchboard's per-session locking (while session A's agent runs a 3 s turn,
+status, create, get, list and a whole turn on session B finish first), for queued
+prompts, deadlines and cancellation that the agent cooperates with. A turn streams
+a chunk "tick K " every INTERVAL seconds until SECONDS have passed, then "done"
+and stopReason `end_turn`. A `session/cancel` for the session ends the running
+turn at once with stopReason `cancelled` (after a last chunk "cancelled"), as the
+spec asks. A prompt whose text is a number overrides SECONDS for that turn.
+
+Usage: .venv-acp/bin/python Tests/Agents/sleepy_agent.py [--seconds 3] [--interval 0.1]
+"""
+
+import argparse
+import asyncio
+from typing import Any
+from uuid import uuid4
+
+from acp import Agent, InitializeResponse, NewSessionResponse, PromptResponse, text_block, update_agent_message
+from acp.interfaces import Client
+
+from agent_support import prompt_text, serve
+
+
+class SleepyAgent(Agent):
+    _conn: Client
+
+    def __init__(self, seconds: float, interval: float) -> None:
+        self._seconds = seconds
+        self._interval = interval
+        self._cancels: dict[str, asyncio.Event] = {}
+
+    def on_connect(self, conn: Client) -> None:
+        self._conn = conn
+
+    async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
+        return InitializeResponse(protocol_version=protocol_version)
+
+    async def new_session(self, cwd: str, **kwargs: Any) -> NewSessionResponse:
+        return NewSessionResponse(session_id=uuid4().hex)
+
+    async def prompt(self, session_id: str, prompt: list[Any], **kwargs: Any) -> PromptResponse:
+        try:
+            seconds = float(prompt_text(prompt).strip())
+        except ValueError:
+            seconds = self._seconds
+        cancelled = self._cancels[session_id] = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        tick = 0
+
+        async def say(text: str) -> None:
+            await self._conn.session_update(session_id=session_id, update=update_agent_message(text_block(text)))
+
+        while loop.time() < end:
+            tick += 1
+            await say(f"tick {tick} ")
+            try:
+                await asyncio.wait_for(cancelled.wait(), timeout=min(self._interval, max(0.0, end - loop.time())))
+            except asyncio.TimeoutError:
+                continue
+            await say("cancelled")
+            return PromptResponse(stop_reason="cancelled")
+        await say("done")
+        return PromptResponse(stop_reason="end_turn")
+
+    async def cancel(self, session_id: str, **kwargs: Any) -> None:
+        event = self._cancels.get(session_id)
+        if event is not None:
+            event.set()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--interval", type=float, default=0.1)
+    arguments = parser.parse_args()
+    serve(SleepyAgent(arguments.seconds, arguments.interval))
