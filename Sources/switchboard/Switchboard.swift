@@ -25,6 +25,11 @@ struct Switchboard: AsyncParsableCommand {
     static func main() async {
         var command: any ParsableCommand
         do {
+            try StringInput.checkArguments()
+        } catch {
+            fail(error)
+        }
+        do {
             command = try await asyncParseAsRoot()
         } catch {
             exit(withError: error)  // usage errors (64), --help and --version (0)
