@@ -60,7 +60,7 @@ extension EndToEnd {
 
                 let argument = try await Self.shell(#""$SB" session create --id T --label "team=$(printf 'caf\351')""#, server: server)
                 #expect(argument.status == 13, "\(argument)")
-                #expect(argument.stderr.contains("INVALID_ARGUMENT: command-line argument 5 is not valid UTF-8"), "\(argument.stderr)")
+                #expect(argument.stderr.contains("INVALID_ARGUMENT: command-line argument 6 is not valid UTF-8"), "\(argument.stderr)")
 
                 // Nothing reached the server: no turn, no session T.
                 try await withSwitchboardClient(socketPath: server.socketPath) { client in
