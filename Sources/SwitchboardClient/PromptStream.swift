@@ -87,7 +87,8 @@ public struct PromptStream: AsyncSequence, Sendable {
         return new.sequence.makeAsyncIterator()
     }
 
-    /// Failures that need no round trip: a cancelled task, a non-positive timeout, and a
+    /// Failures that need no round trip: a cancelled task, a non-positive timeout, a
+    /// string with a NUL byte (INVALID_ARGUMENT, as the server would answer) and a
     /// prompt too large for one frame (sending it would cost the whole connection).
     private func preflightError() -> SwitchboardError? {
         if Task.isCancelled {
@@ -95,6 +96,9 @@ public struct PromptStream: AsyncSequence, Sendable {
         }
         if let timeout, !timeout.isPositive {
             return SwitchboardError(code: .deadlineExceeded, message: "deadline exceeded (timeout \(timeout))")
+        }
+        if let invalid = Frame(kind: .start(CallStart(method: call.method, payload: call.payload))).fieldWithNUL() {
+            return invalid.error
         }
         guard case .prompt(let request) = self.call else { return nil }
         let limit = Int(self.client.welcome.maxFrameSize == 0 ? ProtocolVersion.defaultMaxFrameSize : self.client.welcome.maxFrameSize)

@@ -227,7 +227,8 @@ public final class SwitchboardClient: Sendable {
     static let cancelledError = SwitchboardError(code: .cancelled, message: "cancelled by the client")
 
     /// One unary call: a single `CallStart` (request + half-close) out, a single
-    /// `CallEnd` (status + response) back. The continuation is resumed on the event
+    /// `CallEnd` (status + response) back. A request string with a NUL byte fails
+    /// with INVALID_ARGUMENT before anything is sent. The continuation is resumed on the event
     /// loop as the CallEnd is read.
     func unary(_ method: String, _ payload: Payload, timeout: Duration? = nil) async throws(SwitchboardError) -> Payload? {
         if Task.isCancelled { throw Self.cancelledError }
@@ -236,6 +237,8 @@ public final class SwitchboardClient: Sendable {
             throw SwitchboardError(code: .deadlineExceeded, message: "deadline exceeded (timeout \(timeout))")
         }
         let start = CallStart(method: method, timeoutMs: timeout?.wireMilliseconds ?? 0, payload: payload, halfClose: true)
+        // A NUL would be cut off on the wire; refuse it here with the server's answer.
+        try Frame(kind: .start(start)).checkStringsBeforeSending()
         let handler = self.handler
         let ticket = CallTicket(eventLoop: handler.eventLoop)
         let result = await withTaskCancellationHandler {

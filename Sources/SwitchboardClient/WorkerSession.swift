@@ -46,6 +46,8 @@ public final class WorkerSession: Sendable {
         register: WorkerRegister,
         configuration: ClientConfiguration = .init()
     ) async throws -> WorkerSession {
+        try Frame(kind: .start(CallStart(method: MethodName.workerConnect, payload: .workerMessage(.register(register)))))
+            .checkStringsBeforeSending()
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let registration = eventLoop.makePromise(of: WorkerRegistered.self)
         let (events, continuation) = AsyncThrowingStream.makeStream(of: WorkerEvent.self, throwing: (any Error).self)
@@ -100,20 +102,33 @@ public final class WorkerSession: Sendable {
     /// Streams output for one of this worker's turns (empty data is not sent).
     public func output(turnID: String, _ data: [UInt8]) async throws {
         guard !data.isEmpty else { return }
+        // The data is bytes (anything goes); only the turn id is a string.
+        try Self.checkStrings(.output(turnID: turnID, data: []))
         try await send(.output(turnID: turnID, data: data))
     }
 
     /// The turn is done.
     public func finish(turnID: String, stopReason: String = "end_turn") async throws {
-        try await send(.finished(turnID: turnID, stopReason: stopReason))
+        let message = WorkerMessage.finished(turnID: turnID, stopReason: stopReason)
+        try Self.checkStrings(message)
+        try await send(message)
     }
 
     /// The turn failed; the prompting client gets `code` and `message`.
     public func fail(turnID: String, code: StatusCode, message: String) async throws {
-        try await send(.failed(turnID: turnID, code: code, message: message))
+        let failure = WorkerMessage.failed(turnID: turnID, code: code, message: message)
+        try Self.checkStrings(failure)
+        try await send(failure)
     }
 
-    /// Sends any worker message (tests use it to break the protocol on purpose).
+    /// INVALID_ARGUMENT for a string with a NUL byte, which the server would refuse
+    /// by ending this worker's call.
+    private static func checkStrings(_ message: WorkerMessage) throws(SwitchboardError) {
+        try Frame(callID: callID, kind: .message(CallMessage(payload: .workerMessage(message)))).checkStringsBeforeSending()
+    }
+
+    /// Sends any worker message as it is, unchecked (tests use it to break the
+    /// protocol on purpose).
     public func send(_ message: WorkerMessage) async throws {
         let frame = Frame(callID: Self.callID, kind: .message(CallMessage(payload: .workerMessage(message))))
         do {

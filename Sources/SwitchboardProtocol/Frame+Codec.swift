@@ -5,8 +5,9 @@ import CSwitchboardProto
 // message (libprotobuf-c does the wire work; see Internal/ for the conversion).
 //
 // Strings: protobuf-c carries `string` fields as C strings, so a Swift string
-// with an embedded NUL is truncated at the NUL when encoded. Decoded strings
-// that are not valid UTF-8 are repaired with U+FFFD instead of failing.
+// with an embedded NUL is truncated at the NUL when encoded (senders check first
+// with `fieldWithNUL()`). Decoding checks every string field's wire bytes and
+// reports a NUL or invalid UTF-8 in `Frame.invalidString`.
 
 extension Frame {
     /// Frames whose packed size is at most this are packed into stack memory by
@@ -74,7 +75,9 @@ extension Frame {
     /// `INVALID_ARGUMENT` "malformed frame: ...". A call message, start or end
     /// without a payload decodes with `payload == nil`; so does a payload whose
     /// case is unset or unknown to this build. Unknown enum numbers decode as the
-    /// enum's default case; unknown status codes are kept as they are.
+    /// enum's default case; unknown status codes are kept as they are. A string
+    /// field holding a NUL byte or invalid UTF-8 does not throw: the frame decodes
+    /// with ``invalidString`` set, so the receiver can refuse just its call.
     ///
     /// libprotobuf-c has no size limit: bound the length (``FrameLength/validate(_:maximum:)``)
     /// before the body is even buffered.
@@ -85,6 +88,7 @@ extension Frame {
         }
         defer { switchboard__v1__frame__free_unpacked(frame, nil) }
         try self.init(cMessage: frame)
+        invalidString = StringFieldScan.firstInvalid(inWire: bytes, frame.pointee.base.descriptor)
     }
 
     /// Decodes one frame body (no prefix); see ``init(serializedBytes:)-(UnsafeRawBufferPointer)``.

@@ -4,10 +4,16 @@
 public struct Frame: Hashable, Sendable {
     public var callID: UInt64
     public var kind: Kind
+    /// Set by decoding when one of the frame's `string` fields holds a NUL byte or
+    /// is not valid UTF-8 on the wire (the decoded value is then cut short or
+    /// repaired, and must not be used): the receiver refuses the frame, or the call
+    /// it belongs to, with ``InvalidStringField/error``. Always nil when encoding.
+    public var invalidString: InvalidStringField?
 
-    public init(callID: UInt64 = 0, kind: Kind) {
+    public init(callID: UInt64 = 0, kind: Kind, invalidString: InvalidStringField? = nil) {
         self.callID = callID
         self.kind = kind
+        self.invalidString = invalidString
     }
 
     public enum Kind: Hashable, Sendable {

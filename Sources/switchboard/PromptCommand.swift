@@ -78,12 +78,13 @@ struct PromptCommand: AsyncParsableCommand {
         if !words.isEmpty, words != ["-"] {
             return words.joined(separator: " ")
         }
+        let data: Data?
         do {
-            guard let data = try FileHandle.standardInput.readToEnd() else { return "" }
-            return String(decoding: data, as: UTF8.self)
+            data = try FileHandle.standardInput.readToEnd()
         } catch {
             throw CLIFailure("cannot read the prompt from stdin: \(error.localizedDescription)")
         }
+        return try StringInput.text(data ?? Data(), field: "prompt")
     }
 }
 

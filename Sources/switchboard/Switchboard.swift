@@ -24,6 +24,11 @@ struct Switchboard: AsyncParsableCommand {
     /// (``ExitCodes``); a local ``CLIFailure`` exits 1.
     static func main() async {
         var command: any ParsableCommand
+        do {
+            try StringInput.checkArguments()
+        } catch {
+            fail(error)
+        }
         // Repeated --label options are parsed here, in linear time (LabelArgument).
         let (arguments, labelTexts) = LabelArgument.extract(from: Array(CommandLine.arguments.dropFirst()))
         do {

@@ -15,9 +15,10 @@ import Darwin
 enum Connector {
     static func connect(socketPath: String, configuration: ClientConfiguration) async throws(SwitchboardError) -> (any Channel, Handshake) {
         // The shared NIO group: a client is cheap and never has to shut threads down.
+        let hello = Hello(clientName: configuration.clientName, maxFrameSize: configuration.maxFrameSize)
+        try Frame(kind: .hello(hello)).checkStringsBeforeSending()
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let handshakePromise = eventLoop.makePromise(of: Handshake.self)
-        let hello = Hello(clientName: configuration.clientName, maxFrameSize: configuration.maxFrameSize)
         let maxFrameSize = configuration.maxFrameSize == 0 ? ProtocolVersion.defaultMaxFrameSize : configuration.maxFrameSize
         let timeLimit = configuration.connectTimeout
 

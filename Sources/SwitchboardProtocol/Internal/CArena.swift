@@ -18,6 +18,9 @@ struct CArena: ~Copyable {
     private var end: UnsafeMutableRawPointer
     /// Singly linked list of heap chunks; the first word of each is the next one.
     private var chunks: UnsafeMutableRawPointer?
+    /// The C strings made by ``string(_:)`` from a Swift string with an embedded
+    /// NUL, which packing would cut short (see ``Frame/fieldWithNUL()``).
+    private(set) var stringsWithNUL: [UnsafeRawPointer] = []
 
     /// Runs `body` with a fresh arena whose memory is released when `body` returns.
     static func with<R>(_ body: (inout CArena) throws -> R) rethrows -> R {
@@ -80,7 +83,8 @@ struct CArena: ~Copyable {
     /// A NUL-terminated copy of the UTF-8 of `string`.
     ///
     /// protobuf-c represents `string` fields as C strings and measures them with
-    /// `strlen`, so an embedded NUL truncates the string on the wire at that point.
+    /// `strlen`, so an embedded NUL truncates the string on the wire at that point;
+    /// such strings are remembered in ``stringsWithNUL``.
     mutating func string(_ string: String) -> UnsafeMutablePointer<CChar> {
         var string = string
         return string.withUTF8 { utf8 in
@@ -89,6 +93,7 @@ struct CArena: ~Copyable {
                 bytes.copyMemory(from: base, byteCount: utf8.count)
             }
             bytes.storeBytes(of: 0, toByteOffset: utf8.count, as: UInt8.self)
+            if utf8.contains(0) { stringsWithNUL.append(UnsafeRawPointer(bytes)) }
             return bytes.bindMemory(to: CChar.self, capacity: utf8.count + 1)
         }
     }
@@ -119,7 +124,9 @@ struct CArena: ~Copyable {
 
 // MARK: - Decoding helpers (unpacked C -> Swift values, everything copied)
 
-/// A Swift copy of an unpacked C string; invalid UTF-8 is repaired with U+FFFD.
+/// A Swift copy of an unpacked C string. Invalid UTF-8 would be repaired with
+/// U+FFFD, but a frame whose string fields fail the wire check is refused
+/// (``Frame/invalidString``), so the receiver never relies on that repair.
 @inline(__always)
 func swiftString(_ pointer: UnsafePointer<CChar>?) -> String {
     guard let pointer else { return "" }

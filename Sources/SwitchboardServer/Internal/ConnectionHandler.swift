@@ -107,6 +107,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         lastFrameAt = .now()
         switch connection.classify(frame) {
         case .handshake(let hello):
+            if let invalid = frame.invalidString {
+                protocolError(.invalidArgument, invalid.message)
+                return
+            }
             handleHello(hello)
         case .ping(let nonce):
             write(Frame(kind: .pong(nonce: nonce)))
@@ -225,7 +229,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func handleCallFrame(_ frame: Frame) {
         let id = frame.callID
         if case .start(let start) = frame.kind {
-            handleStart(id, start)
+            handleStart(id, start, invalidString: frame.invalidString)
             return
         }
         let call: CallTable.Call
@@ -237,6 +241,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             return
         case .neverStarted:
             protocolError(.invalidArgument, "\(frame.kind.fieldName) frame for call \(id), which was never started")
+            return
+        }
+        if let invalid = frame.invalidString {
+            refuse(id, call, invalid)
             return
         }
         switch frame.kind {
@@ -251,10 +259,17 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private func handleStart(_ id: UInt64, _ start: CallStart) {
+    /// `invalidString`: the start frame holds a string the protocol refuses (NUL
+    /// byte, invalid UTF-8); the call ends with INVALID_ARGUMENT naming the field
+    /// before any of its values is used.
+    private func handleStart(_ id: UInt64, _ start: CallStart, invalidString: InvalidStringField?) {
         let previous = calls.highestCallID
         guard calls.claim(id) else {
             protocolError(.invalidArgument, "call id \(id) is not greater than the previous call id \(previous)")
+            return
+        }
+        if let invalidString {
+            endCall(id, CallEnd(code: .invalidArgument, message: invalidString.message))
             return
         }
         guard connection.acceptsNewCalls else {
@@ -371,6 +386,24 @@ final class ConnectionHandler: ChannelInboundHandler {
             if payload != nil {
                 endCall(id, CallEnd(code: .invalidArgument, message: "\(method.path) takes exactly one request message"))
             }
+        }
+    }
+
+    /// A message or cancel frame of an open call holds a string the protocol refuses
+    /// (NUL byte, invalid UTF-8): the call ends with INVALID_ARGUMENT naming the
+    /// field, as for any other malformed request; a running prompt's turn is
+    /// cancelled, a worker's call ends (its turns end UNAVAILABLE). The connection
+    /// and its other calls go on.
+    private func refuse(_ id: UInt64, _ call: CallTable.Call, _ invalid: InvalidStringField) {
+        switch call {
+        case .unary, .awaitingPrompt, .awaitingAttach, .asyncUnary:
+            endCall(id, CallEnd(code: .invalidArgument, message: invalid.message))
+        case .prompt(let prompt):
+            prompt.cancel(reason: "protocol error: \(invalid.message)", callStatus: .invalidArgument, message: invalid.message)
+        case .attach(let attach):
+            attach.cancel(code: .invalidArgument, message: invalid.message)
+        case .worker(let worker):
+            worker.end(.invalidArgument, invalid.message, reason: "protocol error: \(invalid.message)")
         }
     }
 

@@ -62,6 +62,18 @@ typedef struct sb_error {
 /* "OK", "CANCELLED", ... (gRPC names); "UNKNOWN_CODE" outside 0..16. */
 const char *sb_code_name(int code);
 
+/*
+ * Every string field of the protocol must be valid UTF-8 without a NUL byte; the
+ * server answers INVALID_ARGUMENT naming the field otherwise, and so does this
+ * library before sending: each request string is checked for UTF-8 ("prompt is
+ * not valid UTF-8"). A C string cannot carry a NUL (it ends there), so bytes of
+ * a known length (a prompt read from a file or stdin) should be checked with
+ * sb_check_string() before they are passed as a string: it returns SB_OK, or
+ * SB_INVALID_ARGUMENT with "FIELD contains a NUL byte" / "FIELD is not valid
+ * UTF-8" in `err`.
+ */
+int sb_check_string(const void *bytes, size_t len, const char *field, sb_error *err);
+
 /* ---------------------------------------------------------------------------
  * Connecting
  * ------------------------------------------------------------------------- */

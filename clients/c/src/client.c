@@ -618,6 +618,8 @@ static int start_call(sb_call *call, const char *method, Switchboard__V1__Payloa
     if (timeout_ms == 0) timeout_ms = c->call_timeout_ms;
     pthread_mutex_unlock(&c->mu);
     start.timeout_ms = timeout_ms;
+    int invalid = sb__check_frame_strings(&frame, err);
+    if (invalid != SB_OK) return invalid;
     size_t size = switchboard__v1__frame__get_packed_size(&frame);
     if (size > c->server_max_frame_size) {
         return sb__fail(err, SB_RESOURCE_EXHAUSTED, "request too large: its frame is %zu bytes, the server accepts at most %u",
@@ -769,6 +771,8 @@ static int handshake(sb_client *c, const sb_options *o, const char *path, int64_
     Switchboard__V1__Frame frame = SWITCHBOARD__V1__FRAME__INIT;
     frame.kind_case = SWITCHBOARD__V1__FRAME__KIND_HELLO;
     frame.hello = &hello;
+    int invalid = sb__check_frame_strings(&frame, err);
+    if (invalid != SB_OK) return invalid;
     int rc = write_frame(c, &frame, deadline, err);
     /* A refused write may still have a GoAway to read: fall through to the read. */
     if (rc != SB_OK && rc != SB_UNAVAILABLE) return rc;

@@ -19,6 +19,10 @@ void sb__ok(sb_error *err);
  * returns NULL only when out of memory. */
 char *sb__strdup(const char *s);
 
+/* INVALID_ARGUMENT "FIELD is not valid UTF-8" for the first string field of a
+ * frame about to be sent that is not (strings.c); else SB_OK, `err` untouched. */
+int sb__check_frame_strings(const Switchboard__V1__Frame *frame, sb_error *err);
+
 /* Conversions from unpacked protobuf-c messages (messages.c). Return SB_OK or
  * SB_INTERNAL (out of memory); on failure `out` is left cleared. */
 int sb__session_from(const Switchboard__V1__Session *in, sb_session *out);

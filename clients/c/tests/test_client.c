@@ -210,6 +210,54 @@ static void test_invalid_arguments(void) {
     sb_close(c);
 }
 
+/* Strings: NUL bytes and invalid UTF-8 are refused with INVALID_ARGUMENT naming
+ * the field, before anything is sent; nothing is created. */
+static void test_strings(void) {
+    sb_error err;
+    CHECK_CODE(sb_check_string("first part\0second part", 23, "prompt", &err), SB_INVALID_ARGUMENT, err);
+    CHECK(strcmp(err.message, "prompt contains a NUL byte") == 0);
+    CHECK_CODE(sb_check_string("caf\xc3", 4, "prompt", &err), SB_INVALID_ARGUMENT, err);
+    CHECK(strcmp(err.message, "prompt is not valid UTF-8") == 0);
+    CHECK_CODE(sb_check_string("\xed\xa0\x80", 3, "label", &err), SB_INVALID_ARGUMENT, err);  /* a surrogate */
+    CHECK_CODE(sb_check_string("\xc0\xaf", 2, "label", &err), SB_INVALID_ARGUMENT, err);      /* overlong '/' */
+    CHECK_CODE(sb_check_string("\xf4\x90\x80\x80", 4, "label", &err), SB_INVALID_ARGUMENT, err);  /* > U+10FFFF */
+    const char *fine = "caf\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x82\xac";
+    CHECK_CODE(sb_check_string(fine, strlen(fine), "prompt", &err), SB_OK, err);
+
+    sb_client *c = connect_to(&fast);
+    REQUIRE(c);
+    const char *id = sid("strings");
+    sb_kv bad_label[] = { { "team", "ok" }, { "owner", "\xff\xfe" } };
+    sb_create_request bad = { .session_id = id, .labels = bad_label, .n_labels = 2 };
+    sb_session s;
+    CHECK_CODE(sb_create_session(c, &bad, &s, &err), SB_INVALID_ARGUMENT, err);
+    CHECK(strcmp(err.message, "labels[1].value is not valid UTF-8") == 0);
+    CHECK_CODE(sb_get_session(c, id, &s, &err), SB_NOT_FOUND, err);
+
+    sb_create_request good = { .session_id = id };
+    REQUIRE(sb_create_session(c, &good, &s, &err) == SB_OK);
+    sb_session_clear(&s);
+    sb_prompt_request bad_prompt = { .session_id = id, .prompt = "half a character: \xe2\x82" };
+    CHECK(sb_prompt_start(c, &bad_prompt, &err) == NULL);
+    CHECK_CODE(err.code, SB_INVALID_ARGUMENT, err);
+    CHECK(strcmp(err.message, "prompt is not valid UTF-8") == 0);
+    sb_session_status ss;
+    REQUIRE(sb_get_session_status(c, id, &ss, &err) == SB_OK);
+    CHECK(ss.n_turns == 0);
+    sb_session_status_clear(&ss);
+    CHECK_CODE(sb_get_session(c, "bad\x80id", &s, &err), SB_INVALID_ARGUMENT, err);
+    CHECK(strcmp(err.message, "session_id is not valid UTF-8") == 0);
+    sb_close_session(c, id, NULL, NULL, NULL);
+    sb_close(c);
+
+    sb_options o;
+    sb_options_init(&o);
+    o.client_name = "client\xff";
+    CHECK(sb_connect(fast.socket_path, &o, &err) == NULL);
+    CHECK_CODE(err.code, SB_INVALID_ARGUMENT, err);
+    CHECK(strcmp(err.message, "client_name is not valid UTF-8") == 0);
+}
+
 typedef struct collected {
     char text[4096];
     size_t len;
@@ -1173,6 +1221,7 @@ int main(void) {
         { "health_and_ping", test_health_and_ping },
         { "sessions", test_sessions },
         { "invalid_arguments", test_invalid_arguments },
+        { "strings", test_strings },
         { "prompt_callback", test_prompt_callback },
         { "prompt_iterator_and_large_output", test_prompt_iterator_and_large_output },
         { "cancel_from_callback", test_cancel_from_callback },

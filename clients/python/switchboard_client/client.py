@@ -50,6 +50,46 @@ def _is_connection_loss(error: SwitchboardError) -> bool:
     return error.code == StatusCode.UNAVAILABLE and error.message.startswith(("connection closed", "connection lost"))
 
 
+def _text(value: str, field: str) -> str:
+    """``value`` as the string field ``field``; raises INVALID_ARGUMENT for a NUL
+    byte (libprotobuf-c would cut the string there) or a string that is not
+    valid UTF-8 (lone surrogates, as ``surrogateescape`` makes), as the server
+    would (docs/PROTOCOL.md, "Strings")."""
+    if "\0" in value:
+        raise SwitchboardError(StatusCode.INVALID_ARGUMENT, f"{field} contains a NUL byte")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SwitchboardError(StatusCode.INVALID_ARGUMENT, f"{field} is not valid UTF-8") from None
+    return value
+
+
+def _labels(target: Any, labels: Optional[Mapping[str, str]], field: str) -> None:
+    for index, (key, value) in enumerate((labels or {}).items()):
+        target.add(key=_text(key, f"{field}[{index}].key"), value=_text(value, f"{field}[{index}].value"))
+
+
+def _check_strings(message: Any, path: str = "") -> None:
+    """Raises INVALID_ARGUMENT naming the first string field of ``message`` that
+    holds a NUL byte (field paths as the server names them: ``session_id``,
+    ``labels[1].key``). Every string field is covered, whichever way it was set."""
+    for field, value in message.ListFields():
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+        values = list(value) if repeated else [value]
+        for index, item in enumerate(values):
+            name = f"{path}{field.name}[{index}]" if repeated else f"{path}{field.name}"
+            if field.type == field.TYPE_STRING and "\0" in item:
+                raise SwitchboardError(StatusCode.INVALID_ARGUMENT, f"{name} contains a NUL byte")
+            if field.type == field.TYPE_MESSAGE:
+                _check_strings(item, f"{name}.")
+
+
+def _check_payload(payload: pb.Payload) -> None:
+    body = payload.WhichOneof("body")
+    if body is not None:
+        _check_strings(getattr(payload, body))
+
+
 def default_socket_path() -> str:
     """The CLI's rule: ``$SWITCHBOARD_SOCKET``, else
     ``$XDG_RUNTIME_DIR/switchboard.sock``, else ``/run/switchboard/switchboard.sock``."""
@@ -414,7 +454,7 @@ class Client:
     def _handshake(self, path: str, client_name: str, versions: Tuple[int, int], deadline: Optional[float]) -> None:
         frame = pb.Frame()
         frame.hello.min_version, frame.hello.max_version = versions
-        frame.hello.client_name = client_name
+        frame.hello.client_name = _text(client_name, "client_name")
         frame.hello.max_frame_size = self._max_frame_size
         try:
             self._write(frame)
@@ -469,11 +509,10 @@ class Client:
         Settings left at 0/"" take the server's defaults."""
         request = pb.Payload()
         r = request.create_session_request
-        r.session_id = session_id
-        for key, value in (labels or {}).items():
-            r.labels.add(key=key, value=value)
+        r.session_id = _text(session_id, "session_id")
+        _labels(r.labels, labels, "labels")
         if backend or idle_timeout_ms or turn_deadline_ms or stall_timeout_ms or max_queued_prompts:
-            r.settings.backend = backend
+            r.settings.backend = _text(backend, "settings.backend")
             r.settings.idle_timeout_ms = idle_timeout_ms
             r.settings.turn_deadline_ms = turn_deadline_ms
             r.settings.stall_timeout_ms = stall_timeout_ms
@@ -482,7 +521,7 @@ class Client:
 
     def get_session(self, session_id: str, *, timeout: Optional[float] = None) -> pb.Session:
         request = pb.Payload()
-        request.get_session_request.session_id = session_id
+        request.get_session_request.session_id = _text(session_id, "session_id")
         return self._unary(_GET, request, "session", timeout).session
 
     def list_sessions(
@@ -496,10 +535,9 @@ class Client:
         """One page of sessions carrying all ``labels``, sorted by id."""
         request = pb.Payload()
         r = request.list_sessions_request
-        for key, value in (labels or {}).items():
-            r.label_selector.add(key=key, value=value)
+        _labels(r.label_selector, labels, "label_selector")
         r.page_size = page_size
-        r.page_token = page_token
+        r.page_token = _text(page_token, "page_token")
         return self._unary(_LIST, request, "list_sessions_response", timeout).list_sessions_response
 
     def list_turns(
@@ -517,9 +555,9 @@ class Client:
         carries its whole prompt and kept output."""
         request = pb.Payload()
         r = request.list_turns_request
-        r.session_id = session_id
+        r.session_id = _text(session_id, "session_id")
         r.page_size = page_size
-        r.page_token = page_token
+        r.page_token = _text(page_token, "page_token")
         r.include_output = include_output
         return self._unary(_LIST_TURNS, request, "list_turns_response", timeout).list_turns_response
 
@@ -552,8 +590,8 @@ class Client:
                       timeout: Optional[float] = None) -> pb.CloseSessionResponse:
         """Closes a session: its running turn is cancelled, its queued prompts fail."""
         request = pb.Payload()
-        request.close_session_request.session_id = session_id
-        request.close_session_request.reason = reason
+        request.close_session_request.session_id = _text(session_id, "session_id")
+        request.close_session_request.reason = _text(reason, "reason")
         return self._unary(_CLOSE, request, "close_session_response", timeout).close_session_response
 
     # -- status ---------------------------------------------------------------
@@ -565,7 +603,7 @@ class Client:
 
     def session_status(self, session_id: str, *, timeout: Optional[float] = None) -> pb.SessionStatus:
         request = pb.Payload()
-        request.session_status_request.session_id = session_id
+        request.session_status_request.session_id = _text(session_id, "session_id")
         return self._unary(_SESSION_STATUS, request, "session_status", timeout).session_status
 
     def health(self, *, timeout: Optional[float] = None) -> int:
@@ -634,8 +672,8 @@ class Client:
             raise SwitchboardError(StatusCode.INVALID_ARGUMENT,
                                    f"resume must be a ResumePolicy, a bool or None, not {type(resume).__name__}")
         request = pb.Payload()
-        request.prompt_request.session_id = session_id
-        request.prompt_request.prompt = prompt
+        request.prompt_request.session_id = _text(session_id, "session_id")
+        request.prompt_request.prompt = _text(prompt, "prompt")
         request.prompt_request.when_busy = pb.BUSY_POLICY_REJECT if reject_if_busy else pb.BUSY_POLICY_WAIT
         request.prompt_request.cancel_on_disconnect = cancel_on_disconnect
         call = self._start(_PROMPT, request, timeout, streaming=True)
@@ -662,8 +700,8 @@ class Client:
         """
         request = pb.Payload()
         r = request.attach_request
-        r.session_id = session_id
-        r.turn_id = turn_id
+        r.session_id = _text(session_id, "session_id")
+        r.turn_id = _text(turn_id, "turn_id")
         r.after_sequence = after_sequence
         return PromptStream(self, self._start(_ATTACH, request, timeout, streaming=True))
 
@@ -683,6 +721,7 @@ class Client:
         t = self.call_timeout if timeout is None else timeout
         if t is not None and t <= 0:
             raise SwitchboardError(StatusCode.DEADLINE_EXCEEDED, f"deadline exceeded (timeout {t} s)")
+        _check_payload(payload)
         frame = pb.Frame()
         frame.call_id = 2**64 - 1  # largest encoding, for the size check
         frame.start.method = method

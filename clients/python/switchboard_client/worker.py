@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, Mapping, Optional, Set, Union
 
 from . import switchboard_pb2 as pb
-from .client import Client, default_socket_path
+from .client import Client, _check_strings, _labels, _text, default_socket_path
 from .errors import StatusCode, SwitchboardError
 
 _CONNECT = "/switchboard.v1.Workers/Connect"
@@ -105,19 +105,19 @@ class Worker:
         Raises :class:`SwitchboardError`: ``UNAVAILABLE`` (no server),
         ``INVALID_ARGUMENT`` (bad queue name, capacity 0), ``DEADLINE_EXCEEDED``
         (no answer within ``connect_timeout``)."""
+        # Strings are checked before connecting: INVALID_ARGUMENT naming the field.
+        frame = pb.Frame()
+        frame.call_id = _CALL_ID
+        frame.start.method = _CONNECT
+        reg = frame.start.payload.worker_message.register
+        reg.task_queue = _text(task_queue, "register.task_queue")
+        reg.capacity = capacity
+        reg.display_name = _text(display_name, "register.display_name")
+        _labels(reg.labels, labels, "register.labels")
         client = Client.connect(socket_path or default_socket_path(), client_name=client_name,
                                 connect_timeout=connect_timeout)
         worker = cls(client)
         try:
-            frame = pb.Frame()
-            frame.call_id = _CALL_ID
-            frame.start.method = _CONNECT
-            reg = frame.start.payload.worker_message.register
-            reg.task_queue = task_queue
-            reg.capacity = capacity
-            reg.display_name = display_name
-            for key, value in (labels or {}).items():
-                reg.labels.add(key=key, value=value)
             with client._lock:
                 client._last_call_id = _CALL_ID
             worker._send(frame)
@@ -177,24 +177,24 @@ class Worker:
         if not data:
             return
         message = pb.WorkerMessage()
-        message.output.turn_id = turn_id
+        message.output.turn_id = _text(turn_id, "output.turn_id")
         message.output.data = data
         self._send_message(message)
 
     def finish(self, turn_id: str, stop_reason: str = "end_turn") -> None:
         """The turn is done; its prompt ends OK."""
         message = pb.WorkerMessage()
-        message.finished.turn_id = turn_id
-        message.finished.stop_reason = stop_reason
+        message.finished.turn_id = _text(turn_id, "finished.turn_id")
+        message.finished.stop_reason = _text(stop_reason, "finished.stop_reason")
         self._send_message(message)
 
     def fail(self, turn_id: str, code: int, message: str = "") -> None:
         """The turn failed: its prompt ends with ``code`` (a :class:`StatusCode`;
         OK is taken as UNKNOWN by the server) and ``message``."""
         m = pb.WorkerMessage()
-        m.failed.turn_id = turn_id
+        m.failed.turn_id = _text(turn_id, "failed.turn_id")
         m.failed.code = int(code)
-        m.failed.message = message
+        m.failed.message = _text(message, "failed.message")
         self._send_message(m)
 
     # -- leaving ------------------------------------------------------------------
@@ -245,6 +245,7 @@ class Worker:
             raise SwitchboardError(self._error.code, self._error.message)
         if self._ended.is_set():
             raise SwitchboardError(StatusCode.FAILED_PRECONDITION, "the worker call is over")
+        _check_strings(message)
         frame = pb.Frame()
         frame.call_id = _CALL_ID
         frame.message.payload.worker_message.CopyFrom(message)
