@@ -4818,7 +4818,7 @@ const ProtobufCMessageDescriptor switchboard__v1__server_status_request__descrip
   (ProtobufCMessageInit) switchboard__v1__server_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__server_status__field_descriptors[17] =
+static const ProtobufCFieldDescriptor switchboard__v1__server_status__field_descriptors[19] =
 {
   {
     "server_version",
@@ -5024,6 +5024,30 @@ static const ProtobufCFieldDescriptor switchboard__v1__server_status__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "store_error",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__ServerStatus, store_error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "store_error_since_ms",
+    19,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__ServerStatus, store_error_since_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__server_status__field_indices_by_name[] = {
   3,   /* field[3] = connections */
@@ -5038,6 +5062,8 @@ static const unsigned switchboard__v1__server_status__field_indices_by_name[] = 
   5,   /* field[5] = sessions_idle */
   4,   /* field[4] = sessions_total */
   16,   /* field[16] = state_directory */
+  17,   /* field[17] = store_error */
+  18,   /* field[18] = store_error_since_ms */
   10,   /* field[10] = turns_completed */
   7,   /* field[7] = turns_in_flight */
   2,   /* field[2] = uptime_ms */
@@ -5047,7 +5073,7 @@ static const unsigned switchboard__v1__server_status__field_indices_by_name[] = 
 static const ProtobufCIntRange switchboard__v1__server_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 17 }
+  { 0, 19 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__server_status__descriptor =
 {
@@ -5057,7 +5083,7 @@ const ProtobufCMessageDescriptor switchboard__v1__server_status__descriptor =
   "Switchboard__V1__ServerStatus",
   "switchboard.v1",
   sizeof(Switchboard__V1__ServerStatus),
-  17,
+  19,
   switchboard__v1__server_status__field_descriptors,
   switchboard__v1__server_status__field_indices_by_name,
   1,  switchboard__v1__server_status__number_ranges,
@@ -5577,7 +5603,7 @@ const ProtobufCMessageDescriptor switchboard__v1__health_check_request__descript
   (ProtobufCMessageInit) switchboard__v1__health_check_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__health_check_response__field_descriptors[1] =
+static const ProtobufCFieldDescriptor switchboard__v1__health_check_response__field_descriptors[2] =
 {
   {
     "status",
@@ -5591,14 +5617,27 @@ static const ProtobufCFieldDescriptor switchboard__v1__health_check_response__fi
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "reason",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__HealthCheckResponse, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__health_check_response__field_indices_by_name[] = {
+  1,   /* field[1] = reason */
   0,   /* field[0] = status */
 };
 static const ProtobufCIntRange switchboard__v1__health_check_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 1 }
+  { 0, 2 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__health_check_response__descriptor =
 {
@@ -5608,7 +5647,7 @@ const ProtobufCMessageDescriptor switchboard__v1__health_check_response__descrip
   "Switchboard__V1__HealthCheckResponse",
   "switchboard.v1",
   sizeof(Switchboard__V1__HealthCheckResponse),
-  1,
+  2,
   switchboard__v1__health_check_response__field_descriptors,
   switchboard__v1__health_check_response__field_indices_by_name,
   1,  switchboard__v1__health_check_response__number_ranges,

@@ -64,6 +64,10 @@ extension RetryableCall where Result == ServingStatus {
     public static var health: Self { Self(name: "health", retryable: true) { try await $0.health() } }
 }
 
+extension RetryableCall where Result == HealthCheckResponse {
+    public static var healthCheck: Self { Self(name: "health", retryable: true) { try await $0.healthCheck() } }
+}
+
 extension RetryableCall where Result == ServerStatus {
     public static func serverStatus(includeSessions: Bool = false) -> Self {
         Self(name: "serverStatus", retryable: true) { try await $0.serverStatus(includeSessions: includeSessions) }

@@ -196,11 +196,17 @@ public final class SwitchboardClient: Sendable {
         return status
     }
 
-    /// `SERVING`, or `NOT_SERVING` while the server drains.
+    /// `SERVING`, or `NOT_SERVING` while the server drains or its session store
+    /// cannot write (``healthCheck()`` says which).
     public func health() async throws -> ServingStatus {
+        try await healthCheck().status
+    }
+
+    /// The health answer with its reason (why `NOT_SERVING`).
+    public func healthCheck() async throws -> HealthCheckResponse {
         let response = try await self.unary(MethodName.healthCheck, .healthCheckRequest(HealthCheckRequest()))
         guard case .healthCheckResponse(let health)? = response else { throw Self.unexpected(response, MethodName.healthCheck) }
-        return health.status
+        return health
     }
 
     /// One Ping/Pong round trip on the connection (liveness, and the cheapest latency probe).

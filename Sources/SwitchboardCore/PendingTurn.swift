@@ -137,8 +137,13 @@ public final class PendingTurn: Sendable {
         }
         watchdog.cancel()
 
-        let (outcome, endedByCore) = controller.complete(with: result)
-        session.finishExecuting(serial, outcome: outcome)
+        let (ended, endedByCore) = controller.complete(with: result)
+        session.finishExecuting(serial, outcome: ended)
+        // The session's next turn may start meanwhile: only this answer waits.
+        let outcome = await session.store.confirmingDurability(of: ended)
+        if outcome.code != ended.code {
+            logger.warning("turn not stored: \(outcome.message)", metadata: ["turn": "\(turnID)"])
+        }
         let metadata: Logger.Metadata = [
             "turn": "\(turnID)",
             "code": "\(outcome.code.name)",

@@ -208,7 +208,22 @@ public final class SessionRegistry: Sendable {
         deadline: ContinuousClock.Instant?,
         caller: Caller
     ) throws(SwitchboardError) -> PendingTurn {
-        try lookup(request.sessionID, caller: caller, action: "prompt").submit(request, deadline: deadline)
+        let session = try lookup(request.sessionID, caller: caller, action: "prompt")
+        // A turn whose record cannot be written could only end UNAVAILABLE after
+        // running: refused before it runs (the store retries by itself, so a
+        // later prompt succeeds once the disk takes writes again).
+        if let failure = store.writeFailure {
+            throw Self.storeCannotWrite(failure)
+        }
+        return try session.submit(request, deadline: deadline)
+    }
+
+    /// The error of a prompt refused while the store cannot write.
+    static func storeCannotWrite(_ failure: StoreWriteFailure) -> SwitchboardError {
+        SwitchboardError(
+            code: .unavailable,
+            message: "the session store cannot write to its disk (\(failure.message)): new prompts are refused until it can"
+        )
     }
 
     /// Shutdown: cancel every running turn and fail every queued prompt.

@@ -8,7 +8,11 @@ import SwitchboardProtocol
 /// - turn events and output are *recorded* (non-blocking, in memory) and written
 ///   in batches by the store's own thread, so a crash loses at most the last
 ///   unwritten batch (see docs/ARCHITECTURE.md, "Durability");
-/// - reads (`output`, `turns`) see everything recorded, written or not.
+/// - reads (`output`, `turns`) see everything recorded, written or not;
+/// - a turn that ends OK is answered OK only after `flush` returned for it, so
+///   a client told OK never loses that turn; when the store cannot write
+///   (``writeFailure``) the turn ends UNAVAILABLE instead, and new sessions and
+///   prompts are refused until it can again.
 ///
 /// No method is called while a session or map lock is held, and implementations
 /// never run database work on the caller's thread for the `record…` methods (an
@@ -48,7 +52,9 @@ public protocol SessionStore: Sendable {
     /// of memory; the core awaits this before recording each chunk, which slows
     /// the backend the way a slow reader does. Never blocks a thread; a cancelled
     /// caller returns promptly (room or not), so a cancelled turn never hangs here.
-    func waitForRoom() async
+    /// Throws (UNAVAILABLE) when there is no room and the store cannot write
+    /// (``writeFailure``): room may never come, and the turn ends with the error.
+    func waitForRoom() async throws
     /// Records how a turn ended; then applies the session's retention.
     func recordTurnFinished(sessionID: String, turnID: String, ending: StoredTurnEnding)
 
@@ -59,8 +65,14 @@ public protocol SessionStore: Sendable {
     /// A page of the session's kept turns, oldest first.
     func turns(sessionID: String, page: TurnPage) async throws -> StoredTurnPage
 
-    /// Writes everything recorded so far (shutdown, tests).
+    /// Returns once everything recorded before the call is durable: what a turn
+    /// that ended OK awaits before its OK is sent (and shutdown, tests). Throws
+    /// when that could not be done (UNAVAILABLE: the disk refused the write;
+    /// the store keeps the records and retries, but cannot promise them).
     func flush() async throws
+    /// Why the store cannot write now (a full disk), since when; nil while it
+    /// writes normally. Cleared by the store itself once a write succeeds again.
+    var writeFailure: StoreWriteFailure? { get }
     /// Flushes and releases the store; later calls fail.
     func close() async throws
 }
@@ -69,6 +81,24 @@ extension SessionStore {
     /// A store that keeps everything in memory without a writer to wait for
     /// (``InMemorySessionStore``, test stores) always has room.
     public func waitForRoom() async {}
+
+    /// A store without a disk (``InMemorySessionStore``, test stores) never
+    /// fails to write.
+    public var writeFailure: StoreWriteFailure? { nil }
+}
+
+/// Why a store cannot write, reported by status and health and in the errors of
+/// the calls it refuses.
+public struct StoreWriteFailure: Hashable, Sendable {
+    /// The storage's own words, e.g. "database or disk is full".
+    public var message: String
+    /// When the first write failed (Unix epoch ms).
+    public var sinceMs: UInt64
+
+    public init(message: String, sinceMs: UInt64) {
+        self.message = message
+        self.sinceMs = sinceMs
+    }
 }
 
 /// A session as the store keeps it.

@@ -69,7 +69,10 @@ public final class TurnAttachment: Sendable {
                 }
                 continue
             }
-            if let outcome = now.outcome {
+            if let ended = now.outcome {
+                // Like the prompt's caller, an attacher is told OK only once the
+                // turn is durable.
+                let outcome = await store.confirmingDurability(of: ended)
                 try await send(.finished(outcome.finished), sink)
                 return outcome
             }
@@ -82,7 +85,9 @@ public final class TurnAttachment: Sendable {
 
     private func replayFinished(_ summary: TurnSummary, sink: @escaping @Sendable (PromptEvent) async throws -> Void) async throws(SwitchboardError) -> TurnOutcome {
         try await send(.attached(TurnAttached(turnID: summary.turnID, state: .finished, lastSequence: summary.chunks)), sink)
-        let outcome = Self.outcome(of: summary)
+        // A turn that just ended may not be durable yet (or at all, while the
+        // store cannot write): OK only once it is.
+        let outcome = await store.confirmingDurability(of: Self.outcome(of: summary))
         if afterSequence < summary.chunks {
             do throws(SwitchboardError) {
                 _ = try await replay(turnID: summary.turnID, after: afterSequence, through: summary.chunks, sink: sink)

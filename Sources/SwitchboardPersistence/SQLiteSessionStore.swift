@@ -170,8 +170,12 @@ public final class SQLiteSessionStore: SessionStore {
     /// Suspends while more than `Options.backlogLimitBytes` of output wait for
     /// the writer; resumed when a commit brings the backlog back to the limit,
     /// when the store closes, or when the caller is cancelled.
-    public func waitForRoom() async {
-        await writer.waitForRoom()
+    public func waitForRoom() async throws {
+        try await writer.waitForRoom()
+    }
+
+    public var writeFailure: StoreWriteFailure? {
+        writer.writeFailure
     }
 
     /// Output bytes recorded and not yet committed, and callers suspended in
@@ -185,6 +189,21 @@ public final class SQLiteSessionStore: SessionStore {
     public func flush() async throws {
         try checkOpen()
         try await writer.flush()
+    }
+
+    /// Test seam, at the SQLite layer: caps the database at its current size
+    /// plus `extraPages` pages (`PRAGMA max_page_count` on the writer's
+    /// connection), so that a write that needs more fails with SQLITE_FULL,
+    /// "database or disk is full", as on a full disk; nil lifts the cap.
+    package func limitDatabaseGrowth(extraPages: Int?) async throws {
+        try await pool.writeWithoutTransaction { db in
+            if let extraPages {
+                let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+                try db.execute(sql: "PRAGMA max_page_count = \(pages + max(0, extraPages))")
+            } else {
+                try db.execute(sql: "PRAGMA max_page_count = 4294967294")
+            }
+        }
     }
 
     /// Writes what is pending, stops the writer, closes the database and

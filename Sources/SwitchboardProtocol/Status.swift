@@ -24,6 +24,11 @@ public struct ServerStatus: Hashable, Sendable {
     public var workerQueues: [WorkerQueueInfo]
     /// Where sessions are kept (shown to administrators); empty = memory only.
     public var stateDirectory: String
+    /// Why the session store cannot write now ("database or disk is full");
+    /// empty while it writes. New sessions and prompts fail meanwhile.
+    public var storeError: String
+    /// When the store's first failed write happened (Unix epoch ms); 0 = none.
+    public var storeErrorSinceMs: UInt64
 
     public init(
         serverVersion: String = "",
@@ -42,9 +47,13 @@ public struct ServerStatus: Hashable, Sendable {
         pid: UInt32 = 0,
         workers: [WorkerInfo] = [],
         workerQueues: [WorkerQueueInfo] = [],
-        stateDirectory: String = ""
+        stateDirectory: String = "",
+        storeError: String = "",
+        storeErrorSinceMs: UInt64 = 0
     ) {
         self.stateDirectory = stateDirectory
+        self.storeError = storeError
+        self.storeErrorSinceMs = storeErrorSinceMs
         self.serverVersion = serverVersion
         self.protocolVersion = protocolVersion
         self.uptimeMs = uptimeMs
@@ -210,5 +219,10 @@ public struct HealthCheckRequest: Hashable, Sendable {
 
 public struct HealthCheckResponse: Hashable, Sendable {
     public var status: ServingStatus
-    public init(status: ServingStatus) { self.status = status }
+    /// Why NOT_SERVING ("draining", "session store cannot write: …"); empty when SERVING.
+    public var reason: String
+    public init(status: ServingStatus, reason: String = "") {
+        self.status = status
+        self.reason = reason
+    }
 }

@@ -146,6 +146,8 @@ enum JSONOutput {
         let pid: UInt32
         let workers: [WorkerInfoJSON]
         let workerQueues: [WorkerQueueInfoJSON]
+        let storeError: String
+        let storeErrorSinceMs: UInt64
 
         enum CodingKeys: String, CodingKey {
             case serverVersion = "server_version"
@@ -161,9 +163,13 @@ enum JSONOutput {
             case turnsCompleted = "turns_completed"
             case draining, sessions, pid, workers
             case workerQueues = "worker_queues"
+            case storeError = "store_error"
+            case storeErrorSinceMs = "store_error_since_ms"
         }
 
         init(_ status: ServerStatus) {
+            storeError = status.storeError
+            storeErrorSinceMs = status.storeErrorSinceMs
             serverVersion = status.serverVersion
             protocolVersion = status.protocolVersion
             uptimeMs = status.uptimeMs

@@ -44,6 +44,9 @@ struct StatusCommand: AsyncParsableCommand {
             ("max queue depth", "\(status.maxQueueDepth)"),
             ("turns completed", "\(status.turnsCompleted)"),
             ("draining", status.draining ? "yes" : "no"),
+            ("store", status.storeError.isEmpty
+                ? "writing"
+                : "CANNOT WRITE (first failed \(Format.age(sinceMs: status.storeErrorSinceMs))): \(status.storeError) (new sessions and prompts are refused)"),
         ])
         if !status.sessions.isEmpty {
             text += "\n" + SessionView.table(status.sessions)

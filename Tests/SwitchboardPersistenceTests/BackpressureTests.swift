@@ -76,9 +76,9 @@ struct BackpressureTests {
         }
     }
 
-    func waiter(_ store: SQLiteSessionStore, _ resumed: Flag) -> Task<Void, Never> {
+    func waiter(_ store: SQLiteSessionStore, _ resumed: Flag) -> Task<Void, any Error> {
         Task {
-            await store.waitForRoom()
+            try await store.waitForRoom()
             resumed.set()
         }
     }
@@ -102,7 +102,7 @@ struct BackpressureTests {
         defer { directory.remove() }
         defer { hold.release() }
         let store = try await openHeldStore(directory)
-        await store.waitForRoom()  // 1 KiB waits: room
+        try await store.waitForRoom()  // 1 KiB waits: room
 
         // 20 KiB uncommitted: over the 16 KiB limit.
         record(store, 2...20)
@@ -119,7 +119,7 @@ struct BackpressureTests {
         try await eventually("a second waiter") { store.backlogStatus.waiters == 2 }
         cancelled.cancel()
         try await eventually("the cancelled waiter returns") { cancelledFlag.isSet }
-        await cancelled.value
+        try await cancelled.value
         #expect(store.backlogStatus.waiters == 1)
         #expect(!resumed.isSet)
 
@@ -129,11 +129,11 @@ struct BackpressureTests {
         // The disk catches up: the waiter goes on.
         hold.release()
         try await eventually("waitForRoom returns after the commits") { resumed.isSet }
-        await waiting.value
+        try await waiting.value
         #expect(store.backlogStatus.waiters == 0)
         try await store.flush()
         #expect(store.backlogStatus.bytes == 0)
-        await store.waitForRoom()
+        try await store.waitForRoom()
 
         record(store, 21...24)
         store.recordTurnFinished(
@@ -162,10 +162,10 @@ struct BackpressureTests {
 
         let closing = Task { try await store.close() }
         try await eventually("close resumes the waiter") { resumed.isSet }
-        await waiting.value
+        try await waiting.value
         // Still held: it was the close, not a commit, that let it go.
         #expect(hold.blocked == 1)
-        await store.waitForRoom()  // closing: returns at once
+        try await store.waitForRoom()  // closing: returns at once
         hold.release()
         try await closing.value
 

@@ -105,11 +105,16 @@ enum Fixtures {
             maxQueueDepth: 4, turnsCompleted: 1 << 40, draining: true,
             sessions: [session, otherSession, idleSession], pid: 123_456
         )),
+        .serverStatus(ServerStatus(
+            serverVersion: "0.1.0", stateDirectory: "/var/lib/switchboard/switchboard.sqlite",
+            storeError: "database or disk is full", storeErrorSinceMs: 1_700_000_000_123
+        )),
         .sessionStatusRequest(SessionStatusRequest(sessionID: "sess-ü-🚀")),
         .sessionStatus(SessionStatus(session: session, turns: turnSummaries)),
         .sessionStatus(SessionStatus(session: nil, turns: [])),
         .healthCheckRequest(HealthCheckRequest(service: "switchboard.v1.Sessions")),
         .healthCheckResponse(HealthCheckResponse(status: .notServing)),
+        .healthCheckResponse(HealthCheckResponse(status: .notServing, reason: "session store cannot write: database or disk is full")),
         .healthCheckResponse(HealthCheckResponse(status: .serving)),
     ] + promptEvents.map { .promptEvent($0) }
 

@@ -95,7 +95,7 @@ struct DrainTests {
         // ...the open health call completes and says NOT_SERVING...
         try await client.send(Frame(callID: healthID, kind: .halfClose))
         let health = try await client.expectEnd(of: healthID)
-        #expect(health.payload == .healthCheckResponse(HealthCheckResponse(status: .notServing)))
+        #expect(health.payload == .healthCheckResponse(HealthCheckResponse(status: .notServing, reason: "draining")))
         // ...and the prompt runs to its end with its full output.
         var result = try await client.collectPrompt(promptID)
         result.events.insert(contentsOf: events, at: 0)

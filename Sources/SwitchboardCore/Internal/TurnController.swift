@@ -66,8 +66,15 @@ final class TurnController: Sendable {
         // A store whose disk is behind has no room: the backend waits here, as it
         // does for a slow reader, rather than the store's backlog growing until
         // the process runs out of memory. Like a slow reader, that is not a stall
-        // (the deadline still applies, and ending the turn cancels the wait).
-        await withStallClockHeld { await session.store.waitForRoom() }
+        // (the deadline still applies, and ending the turn cancels the wait). A
+        // store that cannot write at all (a full disk) sends it away instead:
+        // the turn ends UNAVAILABLE.
+        do {
+            try await withStallClockHeld { try await session.store.waitForRoom() }
+        } catch {
+            end(.notStored(error))
+            throw error
+        }
         // Ended while it waited (close, cancel, deadline): nothing more is recorded.
         if isEnded.load(ordering: .acquiring) { throw CancellationError() }
         let sequence = chunks.wrappingAdd(1, ordering: .relaxed).newValue

@@ -33,6 +33,13 @@ struct TurnEnding: Sendable, Hashable {
 
     static let abandoned = TurnEnding(code: .cancelled, message: "turn abandoned before it ran", stopReason: "cancelled")
 
+    /// The store has no room for the turn's output and cannot write (a full
+    /// disk): the turn stops rather than wait for space that may not come.
+    static func notStored(_ error: any Error) -> TurnEnding {
+        let message = (error as? SwitchboardError)?.message ?? "the turn's output could not be stored: \(error)"
+        return TurnEnding(code: .unavailable, message: message, stopReason: "error")
+    }
+
     /// The sink threw: the receiver is gone or refused the output.
     static func outputFailed(_ error: any Error) -> TurnEnding {
         if let error = error as? SwitchboardError {

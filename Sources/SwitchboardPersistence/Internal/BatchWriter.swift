@@ -35,6 +35,15 @@ import SwitchboardProtocol
 /// all at once, when a commit brings the backlog back to the limit or the
 /// writer closes; a cancelled waiter leaves at once. So a disk slower than the
 /// producers slows them instead of growing the backlog until memory runs out.
+///
+/// A failed commit (a full disk) keeps its batch, minus creates and deletes
+/// whose callers get the error, and is retried, with a back-off of at most
+/// ``retryIntervalMaxMs``: nothing recorded is dropped while the process lives.
+/// Until a commit succeeds again the writer publishes ``writeFailure``, fails
+/// the flushes the batch covered and the producers waiting for room (they would
+/// otherwise wait for a disk that may never come back), and, when nothing is
+/// left to retry, probes the database at the same pace; the first commit that
+/// succeeds clears it.
 final class BatchWriter: Sendable {
     struct Parameters: Sendable {
         var maxChunks: Int
@@ -82,10 +91,14 @@ final class BatchWriter: Sendable {
         var exitWaiter: CheckedContinuation<Void, Never>?
         var backlogWarned = false
         /// Callers of `waitForRoom` suspended while the backlog is over its limit.
-        var roomWaiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+        var roomWaiters: [UInt64: CheckedContinuation<Void, any Error>] = [:]
         var nextRoomWaiter: UInt64 = 1
         /// Pages were freed (or may have been): compact before going idle.
         var compactionRequested = false
+        /// Set by a failed commit, cleared by the next one that succeeds.
+        var writeFailure: StoreWriteFailure?
+        /// While failing with nothing to retry: when to probe the database next.
+        var nextProbeNs: UInt64 = 0
 
         init(lastPosition: UInt64) {
             self.lastPosition = lastPosition
@@ -109,6 +122,9 @@ final class BatchWriter: Sendable {
     static let compactionStepPages = 1024
     /// Free pages left for reuse (1 MiB at 4 KiB pages).
     static let compactionSlackPages = 256
+    /// The longest pause between two attempts to write while the database
+    /// refuses writes: how soon the store notices that space came back.
+    static let retryIntervalMaxMs = 1000
 
     init(pool: DatabasePool, lastPosition: UInt64, compacts: Bool, parameters: Parameters, logger: Logger) {
         self.pool = pool
@@ -251,7 +267,10 @@ final class BatchWriter: Sendable {
         }
     }
 
-    /// Waits until everything recorded before the call is committed.
+    /// Waits until everything recorded before the call is committed; throws
+    /// UNAVAILABLE when the batch holding it failed to commit (it is retried,
+    /// but this caller is told now). Makes the batch due at once: callers that
+    /// arrive while a commit runs share the next one (group commit).
     func flush() async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let signal = state.withLockAnnotated { (state: inout State) -> Bool? in
@@ -293,36 +312,53 @@ final class BatchWriter: Sendable {
 
     /// Returns once the backlog of uncommitted output is at most
     /// `backlogLimitBytes`, the writer is closing, or the calling task is
-    /// cancelled. Never blocks a thread.
-    func waitForRoom() async {
+    /// cancelled. Throws UNAVAILABLE when the backlog is over the limit and the
+    /// database refuses writes (at once, or when a commit fails while it waits):
+    /// room may not come back. Never blocks a thread.
+    func waitForRoom() async throws {
         guard isFull.load(ordering: .acquiring) else { return }
         let id = state.withLockAnnotated { state in
             defer { state.nextRoomWaiter += 1 }
             return state.nextRoomWaiter
         }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                let waits = state.withLockAnnotated { state in
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let failure = state.withLockAnnotated { state -> StoreWriteFailure?? in
                     // Rechecked under the lock that every change of the backlog
                     // takes, so a commit cannot slip between check and wait. A
                     // cancellation before this point finds no waiter to remove:
                     // `Task.isCancelled` is already set then.
-                    guard !state.closing, backlog(state) > parameters.backlogLimitBytes, !Task.isCancelled else { return false }
+                    guard !state.closing, backlog(state) > parameters.backlogLimitBytes, !Task.isCancelled else { return .some(nil) }
+                    if let failure = state.writeFailure { return .some(failure) }
                     state.roomWaiters[id] = continuation
-                    return true
+                    return .none
                 }
-                if !waits { continuation.resume() }
+                switch failure {
+                case .none: break
+                case .some(nil): continuation.resume()
+                case .some(let failure?): continuation.resume(throwing: Self.noRoomError(failure))
+                }
             }
         } onCancel: {
             state.withLockAnnotated { $0.roomWaiters.removeValue(forKey: id) }?.resume()
         }
     }
 
+    /// Why a producer waiting for room is sent away.
+    private static func noRoomError(_ failure: StoreWriteFailure) -> SwitchboardError {
+        SwitchboardError(code: .unavailable, message: "the turn's output could not be stored: \(failure.message)")
+    }
+
+    /// Why the database refuses writes, since when; nil while commits succeed.
+    var writeFailure: StoreWriteFailure? {
+        state.withLockAnnotated { $0.writeFailure }
+    }
+
     /// Waiters to resume now that the backlog may have dropped (or the writer
     /// closes); clears `isFull` with them. Called under the lock; the caller
     /// resumes them after unlocking. Each waiter leaves the map exactly once
     /// (here or in its cancellation handler), so none is resumed twice.
-    private func roomMade(_ state: inout State) -> [CheckedContinuation<Void, Never>] {
+    private func roomMade(_ state: inout State) -> [CheckedContinuation<Void, any Error>] {
         guard state.closing || backlog(state) <= parameters.backlogLimitBytes else { return [] }
         isFull.store(false, ordering: .releasing)
         guard !state.roomWaiters.isEmpty else { return [] }
@@ -370,6 +406,7 @@ final class BatchWriter: Sendable {
     private enum Step {
         case write([PendingOperation])
         case compact
+        case probe
         case wait(timeoutNs: UInt64?)
         case exit(CheckedContinuation<Void, Never>?)
     }
@@ -384,6 +421,14 @@ final class BatchWriter: Sendable {
                         let waiter = state.exitWaiter
                         state.exitWaiter = nil
                         return .exit(waiter)
+                    }
+                    if state.writeFailure != nil {
+                        // Nothing to retry: probe, so that the store notices by
+                        // itself when the disk takes writes again.
+                        let now = DispatchTime.now().uptimeNanoseconds
+                        if now >= state.nextProbeNs { return .probe }
+                        state.waitMode = .untilSignalled
+                        return .wait(timeoutNs: state.nextProbeNs - now)
                     }
                     if state.compactionRequested {
                         state.compactionRequested = false
@@ -422,6 +467,8 @@ final class BatchWriter: Sendable {
                 return
             case .compact:
                 compactStep()
+            case .probe:
+                probe()
             case .wait(let timeoutNs):
                 if let timeoutNs {
                     _ = wakeUp.wait(timeout: .now() + .nanoseconds(Int(min(timeoutNs, UInt64(Int.max)))))
@@ -435,7 +482,7 @@ final class BatchWriter: Sendable {
                 } else {
                     failures += 1
                     // Back off before retrying; a closing store gives up after a few tries.
-                    _ = wakeUp.wait(timeout: .now() + .milliseconds(min(50 * failures, 1000)))
+                    _ = wakeUp.wait(timeout: .now() + .milliseconds(min(50 * failures, Self.retryIntervalMaxMs)))
                     if failures >= 3 { dropIfClosing() }
                 }
             }
@@ -462,8 +509,8 @@ final class BatchWriter: Sendable {
                 }
             }
         } catch {
-            logger.error("session store: writing a batch of \(batch.count) operations failed: \(error); retrying")
-            let (waiters, tickets) = state.withLockAnnotated { state in
+            let message = Self.describe(error)
+            let (waiters, tickets, producers, first) = state.withLockAnnotated { state in
                 var kept: [PendingOperation] = []
                 var failedTickets: [CheckedContinuation<Void, any Error>] = []
                 for operation in state.inFlight {
@@ -484,14 +531,32 @@ final class BatchWriter: Sendable {
                 let limit = state.resolved + UInt64(kept.count)
                 let failed = state.flushWaiters.filter { $0.target <= limit }.map(\.continuation)
                 state.flushWaiters.removeAll { $0.target <= limit }
-                return (failed, failedTickets)
+                let first = state.writeFailure == nil
+                if first { state.writeFailure = StoreWriteFailure(message: message, sinceMs: EpochMilliseconds.now()) }
+                // A probe comes only after a pause (the batch, if any, is retried sooner).
+                state.nextProbeNs = DispatchTime.now().uptimeNanoseconds + UInt64(Self.retryIntervalMaxMs) * 1_000_000
+                // Producers waiting for room would wait for a disk that may not
+                // come back: they are told now (their turns end UNAVAILABLE).
+                let producers = Array(state.roomWaiters.values)
+                state.roomWaiters = [:]
+                return (failed, failedTickets, producers, first)
             }
-            let failure = SwitchboardError(code: .unavailable, message: "the session store could not write to its database: \(error)", cause: error)
+            if first {
+                logger.error("session store: writing a batch of \(batch.count) operations failed: \(error); new sessions and prompts are refused until a retry succeeds")
+            } else {
+                logger.debug("session store: retrying a batch of \(batch.count) operations failed again: \(error)")
+            }
+            let failure = SwitchboardError(code: .unavailable, message: "the session store could not write to its database: \(message)", cause: error)
             for waiter in waiters { waiter.resume(throwing: failure) }
             for ticket in tickets { ticket.resume(throwing: failure) }
+            if let current = self.writeFailure {
+                for producer in producers { producer.resume(throwing: Self.noRoomError(current)) }
+            }
             return false
         }
-        let (waiters, tickets, room) = state.withLockAnnotated { state in
+        let (waiters, tickets, room, recovered) = state.withLockAnnotated { state in
+            let recovered = state.writeFailure
+            state.writeFailure = nil
             state.resolved += UInt64(state.inFlight.count)
             state.inFlight = []
             state.inFlightBytes = 0
@@ -504,8 +569,9 @@ final class BatchWriter: Sendable {
             for (ticket, result) in applied.tickets {
                 if let continuation = state.tickets.removeValue(forKey: ticket) { finished.append((continuation, result)) }
             }
-            return (done, finished, room)
+            return (done, finished, room, recovered)
         }
+        if let recovered { logRecovery(recovered) }
         for waiter in room { waiter.resume() }
         for waiter in waiters { waiter.resume() }
         for (continuation, error) in tickets {
@@ -536,12 +602,55 @@ final class BatchWriter: Sendable {
         }
     }
 
+    /// While the database refuses writes and nothing waits to be retried: one
+    /// small write transaction (rewriting the schema's `user_version`, a page
+    /// into the WAL); success clears ``writeFailure``.
+    private func probe() {
+        do {
+            try pool.writeWithoutTransaction { db in
+                try db.inTransaction {
+                    let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+                    try db.execute(sql: "PRAGMA user_version = \(version)")
+                    return .commit
+                }
+            }
+        } catch {
+            logger.debug("session store: probe write failed: \(error)")
+            state.withLockAnnotated { state in
+                state.nextProbeNs = DispatchTime.now().uptimeNanoseconds
+                    + UInt64(Self.retryIntervalMaxMs) * 1_000_000
+            }
+            return
+        }
+        let recovered = state.withLockAnnotated { state in
+            defer { state.writeFailure = nil }
+            return state.writeFailure
+        }
+        if let recovered { logRecovery(recovered) }
+    }
+
+    private func logRecovery(_ failure: StoreWriteFailure) {
+        let seconds = (EpochMilliseconds.now() &- failure.sinceMs) / 1000
+        logger.notice("session store: writes succeed again after \(seconds) s of \"\(failure.message)\"; sessions and prompts are accepted again")
+    }
+
+    /// SQLite's own words for a failed write ("database or disk is full"),
+    /// without GRDB's SQL text around them.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? DatabaseError {
+            return error.message ?? "\(error.resultCode)"
+        }
+        return "\(error)"
+    }
+
     /// A closing store whose writes keep failing gives up, loudly: the
     /// operations it could not write are logged and their waiters fail.
     private func dropIfClosing() {
         let waiters = state.withLockAnnotated { state -> [CheckedContinuation<Void, any Error>] in
             guard state.closing, !state.pending.isEmpty else { return [] }
-            logger.critical("session store: giving up on \(state.pending.count) operations that could not be written before closing")
+            // No turn whose caller was told OK is among them: a turn's OK waits
+            // for the commit of its records (see ``flush()``).
+            logger.critical("session store: giving up on \(state.pending.count) operations that could not be written before closing (\(state.writeFailure?.message ?? "write failed")); turns whose callers were told OK are not among them, they were committed first")
             state.resolved += UInt64(state.pending.count)
             state.pending = []
             state.pendingChunks = 0

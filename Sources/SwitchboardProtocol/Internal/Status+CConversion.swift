@@ -66,6 +66,8 @@ extension ServerStatus {
         c.pointee.n_worker_queues = workerQueues.count
         c.pointee.worker_queues = arena.pointerArray(workerQueues) { queue, arena in queue.cMessage(in: &arena) }
         c.pointee.state_directory = arena.string(stateDirectory)
+        c.pointee.store_error = arena.string(storeError)
+        c.pointee.store_error_since_ms = storeErrorSinceMs
         return c
     }
 
@@ -87,7 +89,9 @@ extension ServerStatus {
             pid: c.pointee.pid,
             workers: swiftArray(c.pointee.workers, count: c.pointee.n_workers, WorkerInfo.init(cMessage:)),
             workerQueues: swiftArray(c.pointee.worker_queues, count: c.pointee.n_worker_queues, WorkerQueueInfo.init(cMessage:)),
-            stateDirectory: swiftString(c.pointee.state_directory)
+            stateDirectory: swiftString(c.pointee.state_directory),
+            storeError: swiftString(c.pointee.store_error),
+            storeErrorSinceMs: c.pointee.store_error_since_ms
         )
     }
 }
@@ -171,11 +175,12 @@ extension HealthCheckResponse {
     func cMessage(in arena: inout CArena) -> UnsafeMutablePointer<CHealthCheckResponse> {
         let c = arena.message(switchboard__v1__health_check_response__init)
         c.pointee.status = status.cValue
+        c.pointee.reason = arena.string(reason)
         return c
     }
 
     init(cMessage c: UnsafePointer<CHealthCheckResponse>) {
-        self.init(status: ServingStatus(cValue: c.pointee.status))
+        self.init(status: ServingStatus(cValue: c.pointee.status), reason: swiftString(c.pointee.reason))
     }
 }
 

@@ -128,8 +128,7 @@ struct UnaryResponder {
             case (.getSessionStatus, .sessionStatusRequest(let request)?):
                 return .ok(.sessionStatus(try registry.sessionStatus(id: request.sessionID, caller: caller)))
             case (.healthCheck, .healthCheckRequest?):
-                let draining = server.draining.load(ordering: .relaxed)
-                return .ok(.healthCheckResponse(HealthCheckResponse(status: draining ? .notServing : .serving)))
+                return .ok(.healthCheckResponse(health()))
             default:
                 return payloadMismatch(method: method.path, expected: method.requestCase, got: request)
             }
@@ -169,10 +168,24 @@ struct UnaryResponder {
         }
     }
 
+    /// NOT_SERVING while draining, and while the session store cannot write:
+    /// new sessions and prompts fail then, so a probe should not send work here
+    /// (reads still work, and the server recovers by itself once it can write).
+    private func health() -> HealthCheckResponse {
+        if server.draining.load(ordering: .relaxed) {
+            return HealthCheckResponse(status: .notServing, reason: "draining")
+        }
+        if let failure = server.registry.store.writeFailure {
+            return HealthCheckResponse(status: .notServing, reason: "session store cannot write: \(failure.message)")
+        }
+        return HealthCheckResponse(status: .serving)
+    }
+
     private func serverStatus(includeSessions: Bool) -> ServerStatus {
         let statistics = server.registry.statistics()
         let workers = server.registry.workers.snapshot()
         let uptime = ContinuousClock.now - server.startedAt
+        let storeFailure = server.registry.store.writeFailure
         return ServerStatus(
             serverVersion: SwitchboardVersion.string,
             protocolVersion: ProtocolVersion.current,
@@ -191,7 +204,10 @@ struct UnaryResponder {
             // Worker details (names, labels, queues) are for administrators only.
             workers: caller.isAdmin ? workers.workers : [],
             workerQueues: caller.isAdmin ? workers.queues : [],
-            stateDirectory: caller.isAdmin ? server.registry.store.location : ""
+            stateDirectory: caller.isAdmin ? server.registry.store.location : "",
+            // Everyone: it is why their prompts fail (it names no path).
+            storeError: storeFailure?.message ?? "",
+            storeErrorSinceMs: storeFailure?.sinceMs ?? 0
         )
     }
 }

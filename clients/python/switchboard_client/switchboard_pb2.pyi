@@ -152,10 +152,12 @@ class HealthCheckRequest(_message.Message):
     def __init__(self, service: _Optional[str] = ...) -> None: ...
 
 class HealthCheckResponse(_message.Message):
-    __slots__ = ["status"]
+    __slots__ = ["reason", "status"]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    reason: str
     status: ServingStatus
-    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ...) -> None: ...
+    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ["client_name", "max_frame_size", "max_version", "min_version"]
@@ -314,7 +316,7 @@ class PromptRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., prompt: _Optional[str] = ..., when_busy: _Optional[_Union[BusyPolicy, str]] = ..., cancel_on_disconnect: bool = ...) -> None: ...
 
 class ServerStatus(_message.Message):
-    __slots__ = ["connections", "draining", "max_queue_depth", "pid", "protocol_version", "queued_prompts", "server_version", "sessions", "sessions_busy", "sessions_idle", "sessions_total", "state_directory", "turns_completed", "turns_in_flight", "uptime_ms", "worker_queues", "workers"]
+    __slots__ = ["connections", "draining", "max_queue_depth", "pid", "protocol_version", "queued_prompts", "server_version", "sessions", "sessions_busy", "sessions_idle", "sessions_total", "state_directory", "store_error", "store_error_since_ms", "turns_completed", "turns_in_flight", "uptime_ms", "worker_queues", "workers"]
     CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -327,6 +329,8 @@ class ServerStatus(_message.Message):
     SESSIONS_IDLE_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     STATE_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
+    STORE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    STORE_ERROR_SINCE_MS_FIELD_NUMBER: _ClassVar[int]
     TURNS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
     TURNS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     UPTIME_MS_FIELD_NUMBER: _ClassVar[int]
@@ -344,12 +348,14 @@ class ServerStatus(_message.Message):
     sessions_idle: int
     sessions_total: int
     state_directory: str
+    store_error: str
+    store_error_since_ms: int
     turns_completed: int
     turns_in_flight: int
     uptime_ms: int
     worker_queues: _containers.RepeatedCompositeFieldContainer[WorkerQueueInfo]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
-    def __init__(self, server_version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., uptime_ms: _Optional[int] = ..., connections: _Optional[int] = ..., sessions_total: _Optional[int] = ..., sessions_idle: _Optional[int] = ..., sessions_busy: _Optional[int] = ..., turns_in_flight: _Optional[int] = ..., queued_prompts: _Optional[int] = ..., max_queue_depth: _Optional[int] = ..., turns_completed: _Optional[int] = ..., draining: bool = ..., sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., pid: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., worker_queues: _Optional[_Iterable[_Union[WorkerQueueInfo, _Mapping]]] = ..., state_directory: _Optional[str] = ...) -> None: ...
+    def __init__(self, server_version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., uptime_ms: _Optional[int] = ..., connections: _Optional[int] = ..., sessions_total: _Optional[int] = ..., sessions_idle: _Optional[int] = ..., sessions_busy: _Optional[int] = ..., turns_in_flight: _Optional[int] = ..., queued_prompts: _Optional[int] = ..., max_queue_depth: _Optional[int] = ..., turns_completed: _Optional[int] = ..., draining: bool = ..., sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., pid: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., worker_queues: _Optional[_Iterable[_Union[WorkerQueueInfo, _Mapping]]] = ..., state_directory: _Optional[str] = ..., store_error: _Optional[str] = ..., store_error_since_ms: _Optional[int] = ...) -> None: ...
 
 class ServerStatusRequest(_message.Message):
     __slots__ = ["include_sessions"]

@@ -822,10 +822,20 @@ struct  Switchboard__V1__ServerStatus
    * Where sessions are kept (administrators only); empty = memory only.
    */
   char *state_directory;
+  /*
+   * Why the session store cannot write now, in the storage's words (e.g.
+   * "database or disk is full"); empty while it writes normally. While set, new
+   * sessions and prompts fail with UNAVAILABLE; the server retries by itself.
+   */
+  char *store_error;
+  /*
+   * When the store's first failed write happened (Unix epoch ms); 0 when none.
+   */
+  uint64_t store_error_since_ms;
 };
 #define SWITCHBOARD__V1__SERVER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__server_status__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
 struct  Switchboard__V1__SessionStatusRequest
@@ -964,10 +974,16 @@ struct  Switchboard__V1__HealthCheckResponse
 {
   ProtobufCMessage base;
   Switchboard__V1__ServingStatus status;
+  /*
+   * Why NOT_SERVING: "draining", or "session store cannot write: …" (the
+   * server takes no new sessions or prompts until its disk takes writes again).
+   * Empty when SERVING.
+   */
+  char *reason;
 };
 #define SWITCHBOARD__V1__HEALTH_CHECK_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__health_check_response__descriptor) \
-    , SWITCHBOARD__V1__SERVING_STATUS__SERVING_STATUS_UNKNOWN }
+    , SWITCHBOARD__V1__SERVING_STATUS__SERVING_STATUS_UNKNOWN, (char *)protobuf_c_empty_string }
 
 
 struct  Switchboard__V1__WorkerRegister
