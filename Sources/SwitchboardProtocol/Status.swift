@@ -24,6 +24,9 @@ public struct ServerStatus: Hashable, Sendable {
     public var workerQueues: [WorkerQueueInfo]
     /// Where sessions are kept (shown to administrators); empty = memory only.
     public var stateDirectory: String
+    /// Sessions the caller may see that `sessions` leaves out so that the answer
+    /// fits in the client's frame (ListSessions pages through all of them).
+    public var sessionsOmitted: UInt32
 
     public init(
         serverVersion: String = "",
@@ -42,9 +45,11 @@ public struct ServerStatus: Hashable, Sendable {
         pid: UInt32 = 0,
         workers: [WorkerInfo] = [],
         workerQueues: [WorkerQueueInfo] = [],
-        stateDirectory: String = ""
+        stateDirectory: String = "",
+        sessionsOmitted: UInt32 = 0
     ) {
         self.stateDirectory = stateDirectory
+        self.sessionsOmitted = sessionsOmitted
         self.serverVersion = serverVersion
         self.protocolVersion = protocolVersion
         self.uptimeMs = uptimeMs

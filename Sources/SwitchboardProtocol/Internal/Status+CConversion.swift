@@ -66,6 +66,7 @@ extension ServerStatus {
         c.pointee.n_worker_queues = workerQueues.count
         c.pointee.worker_queues = arena.pointerArray(workerQueues) { queue, arena in queue.cMessage(in: &arena) }
         c.pointee.state_directory = arena.string(stateDirectory)
+        c.pointee.sessions_omitted = sessionsOmitted
         return c
     }
 
@@ -87,7 +88,8 @@ extension ServerStatus {
             pid: c.pointee.pid,
             workers: swiftArray(c.pointee.workers, count: c.pointee.n_workers, WorkerInfo.init(cMessage:)),
             workerQueues: swiftArray(c.pointee.worker_queues, count: c.pointee.n_worker_queues, WorkerQueueInfo.init(cMessage:)),
-            stateDirectory: swiftString(c.pointee.state_directory)
+            stateDirectory: swiftString(c.pointee.state_directory),
+            sessionsOmitted: c.pointee.sessions_omitted
         )
     }
 }
