@@ -793,7 +793,8 @@ struct  Switchboard__V1__ServerStatusRequest
 {
   ProtobufCMessage base;
   /*
-   * Include a summary line per session (may be long).
+   * Include a summary per session: as many as fit in the client's frame
+   * (ServerStatus.sessions_omitted counts the others).
    */
   protobuf_c_boolean include_sessions;
 };
