@@ -39,9 +39,10 @@ public final class SessionRegistry: Sendable {
     // MARK: Sessions
 
     /// Creates a session owned by `ownerUID`. INVALID_ARGUMENT for a malformed id,
-    /// labels that break ``LabelRules`` or an unknown backend, ALREADY_EXISTS for a taken id, RESOURCE_EXHAUSTED at
-    /// `maxSessions`, or at `maxSessionsPerUID` for an owner that is not an
-    /// administrator (`ownerIsAdmin`); UNAVAILABLE when the store cannot keep it.
+    /// labels that break ``LabelRules`` or an unknown backend, ALREADY_EXISTS for
+    /// a taken id, RESOURCE_EXHAUSTED at `maxSessions`, or at `maxSessionsPerUID`
+    /// for an owner that is not an administrator (`ownerIsAdmin`); UNAVAILABLE
+    /// when the store cannot keep it.
     ///
     /// The session is durable when this returns: it is written to the store first,
     /// and stays invisible (its id taken) until then; on a store failure it is not
