@@ -3768,7 +3768,7 @@ const ProtobufCMessageDescriptor switchboard__v1__session_settings__descriptor =
   (ProtobufCMessageInit) switchboard__v1__session_settings__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__session__field_descriptors[10] =
+static const ProtobufCFieldDescriptor switchboard__v1__session__field_descriptors[11] =
 {
   {
     "id",
@@ -3890,12 +3890,25 @@ static const ProtobufCFieldDescriptor switchboard__v1__session__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "labels_omitted",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__Session, labels_omitted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__session__field_indices_by_name[] = {
   4,   /* field[4] = created_at_ms */
   7,   /* field[7] = current_turn_id */
   0,   /* field[0] = id */
   1,   /* field[1] = labels */
+  10,   /* field[10] = labels_omitted */
   5,   /* field[5] = last_activity_ms */
   9,   /* field[9] = owner_uid */
   6,   /* field[6] = queued_prompts */
@@ -3906,7 +3919,7 @@ static const unsigned switchboard__v1__session__field_indices_by_name[] = {
 static const ProtobufCIntRange switchboard__v1__session__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 10 }
+  { 0, 11 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__session__descriptor =
 {
@@ -3916,7 +3929,7 @@ const ProtobufCMessageDescriptor switchboard__v1__session__descriptor =
   "Switchboard__V1__Session",
   "switchboard.v1",
   sizeof(Switchboard__V1__Session),
-  10,
+  11,
   switchboard__v1__session__field_descriptors,
   switchboard__v1__session__field_indices_by_name,
   1,  switchboard__v1__session__number_ranges,
@@ -4818,7 +4831,7 @@ const ProtobufCMessageDescriptor switchboard__v1__server_status_request__descrip
   (ProtobufCMessageInit) switchboard__v1__server_status_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor switchboard__v1__server_status__field_descriptors[19] =
+static const ProtobufCFieldDescriptor switchboard__v1__server_status__field_descriptors[20] =
 {
   {
     "server_version",
@@ -5048,6 +5061,18 @@ static const ProtobufCFieldDescriptor switchboard__v1__server_status__field_desc
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "sessions_omitted",
+    20,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Switchboard__V1__ServerStatus, sessions_omitted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned switchboard__v1__server_status__field_indices_by_name[] = {
   3,   /* field[3] = connections */
@@ -5060,6 +5085,7 @@ static const unsigned switchboard__v1__server_status__field_indices_by_name[] = 
   12,   /* field[12] = sessions */
   6,   /* field[6] = sessions_busy */
   5,   /* field[5] = sessions_idle */
+  19,   /* field[19] = sessions_omitted */
   4,   /* field[4] = sessions_total */
   16,   /* field[16] = state_directory */
   17,   /* field[17] = store_error */
@@ -5073,7 +5099,7 @@ static const unsigned switchboard__v1__server_status__field_indices_by_name[] = 
 static const ProtobufCIntRange switchboard__v1__server_status__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 19 }
+  { 0, 20 }
 };
 const ProtobufCMessageDescriptor switchboard__v1__server_status__descriptor =
 {
@@ -5083,7 +5109,7 @@ const ProtobufCMessageDescriptor switchboard__v1__server_status__descriptor =
   "Switchboard__V1__ServerStatus",
   "switchboard.v1",
   sizeof(Switchboard__V1__ServerStatus),
-  19,
+  20,
   switchboard__v1__server_status__field_descriptors,
   switchboard__v1__server_status__field_indices_by_name,
   1,  switchboard__v1__server_status__number_ranges,

@@ -76,7 +76,10 @@ public final class SwitchboardClient: Sendable {
     // MARK: - Sessions
 
     /// Creates a session; the request may choose its id, labels and settings.
+    /// Labels that break ``LabelRules`` are refused here (INVALID_ARGUMENT, as
+    /// the server would), without a call.
     public func createSession(_ request: CreateSessionRequest = .init()) async throws -> Session {
+        try LabelRules.validate(request.labels)
         let response = try await self.unary(MethodName.createSession, .createSessionRequest(request))
         guard case .session(let session)? = response else { throw Self.unexpected(response, MethodName.createSession) }
         return session

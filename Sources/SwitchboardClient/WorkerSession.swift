@@ -40,12 +40,14 @@ public final class WorkerSession: Sendable {
     }
 
     /// Connects, says Hello and registers. Throws the server's error for a bad
-    /// registration (INVALID_ARGUMENT for capacity 0, ...).
+    /// registration (INVALID_ARGUMENT for capacity 0, ...); labels that break
+    /// ``LabelRules`` are refused before connecting.
     public static func connect(
         socketPath: String,
         register: WorkerRegister,
         configuration: ClientConfiguration = .init()
     ) async throws -> WorkerSession {
+        try LabelRules.validate(register.labels, field: "register.labels")
         try Frame(kind: .start(CallStart(method: MethodName.workerConnect, payload: .workerMessage(.register(register)))))
             .checkStringsBeforeSending()
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()

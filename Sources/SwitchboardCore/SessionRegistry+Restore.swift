@@ -18,6 +18,14 @@ extension SessionRegistry {
         let stored = try await store.load(interruptedMessage: Self.interruptedMessage)
         var restored = 0
         for session in stored {
+            if !LabelRules.areValid(session.labels) {
+                // Stored before labels were bounded: kept as they are; answers
+                // that list it leave its labels out when they would not fit.
+                logger.warning(
+                    "stored session has labels that break the label rules; kept as they are",
+                    metadata: ["session": "\(session.id)", "labels": "\(session.labels.count)"]
+                )
+            }
             let finished = session.turns.filter { $0.state == .finished }
             let managed = makeSession(
                 id: session.id,

@@ -38,10 +38,11 @@ public final class SessionRegistry: Sendable {
 
     // MARK: Sessions
 
-    /// Creates a session owned by `ownerUID`. INVALID_ARGUMENT for a malformed id or
-    /// an unknown backend, ALREADY_EXISTS for a taken id, RESOURCE_EXHAUSTED at
-    /// `maxSessions`, or at `maxSessionsPerUID` for an owner that is not an
-    /// administrator (`ownerIsAdmin`); UNAVAILABLE when the store cannot keep it.
+    /// Creates a session owned by `ownerUID`. INVALID_ARGUMENT for a malformed id,
+    /// labels that break ``LabelRules`` or an unknown backend, ALREADY_EXISTS for
+    /// a taken id, RESOURCE_EXHAUSTED at `maxSessions`, or at `maxSessionsPerUID`
+    /// for an owner that is not an administrator (`ownerIsAdmin`); UNAVAILABLE
+    /// when the store cannot keep it.
     ///
     /// The session is durable when this returns: it is written to the store first,
     /// and stays invisible (its id taken) until then; on a store failure it is not
@@ -83,9 +84,7 @@ public final class SessionRegistry: Sendable {
                 message: "invalid session id \"\(requestedID.prefix(140))\": must match [A-Za-z0-9._-]{1,128}"
             )
         }
-        if request.labels.contains(where: { $0.key.isEmpty }) {
-            throw SwitchboardError(code: .invalidArgument, message: "label keys must not be empty")
-        }
+        try LabelRules.validate(request.labels)
         let settings = effectiveSettings(request.settings)
         let backend: any Backend = settings.backend.hasPrefix("worker:")
             ? try workers.backend(for: settings)
@@ -131,7 +130,17 @@ public final class SessionRegistry: Sendable {
     /// Sessions sorted by id, filtered by labels (all must match), paged: the page
     /// token is the last id of the previous page. A caller that is not an
     /// administrator sees only its own sessions.
-    public func listSessions(_ request: ListSessionsRequest, caller: Caller) throws(SwitchboardError) -> ListSessionsResponse {
+    ///
+    /// A page holds at most `pageSize` sessions and at most `maxBytes` of them as
+    /// ``SessionListBudget`` counts (the server passes the client's frame size
+    /// less room for the frame around them): it ends before the session that
+    /// would pass either. A first session too large on its own comes without
+    /// its labels (`labelsOmitted`), so that paging always advances.
+    public func listSessions(
+        _ request: ListSessionsRequest,
+        caller: Caller,
+        maxBytes: Int = .max
+    ) throws(SwitchboardError) -> ListSessionsResponse {
         let pageSize = request.pageSize == 0 ? 100 : Int(min(request.pageSize, 1000))
         let token = request.pageToken
         let selector = request.labelSelector
@@ -143,9 +152,18 @@ public final class SessionRegistry: Sendable {
                 && selector.allSatisfy { wanted in session.labels.contains(wanted) }
         }
         matching.sort { $0.id < $1.id }
-        let page = matching.prefix(pageSize)
-        let nextPageToken = matching.count > pageSize ? (page.last?.id ?? "") : ""
-        return ListSessionsResponse(sessions: page.map { $0.snapshot() }, nextPageToken: nextPageToken)
+        var budget = SessionListBudget(maxBytes: maxBytes, maxCount: pageSize, admitsFirst: true)
+        var page: [Session] = []
+        filling: for session in matching {
+            let snapshot = session.snapshot()
+            switch budget.admit(snapshot) {
+            case .whole: page.append(snapshot)
+            case .withoutLabels: page.append(snapshot.withoutLabels())
+            case .full: break filling
+            }
+        }
+        let nextPageToken = matching.count > page.count ? (page.last?.id ?? "") : ""
+        return ListSessionsResponse(sessions: page, nextPageToken: nextPageToken)
     }
 
     /// Closes a session: fails its queued prompts (CANCELLED "session closed: …"),
@@ -190,10 +208,30 @@ public final class SessionRegistry: Sendable {
     /// Every session the caller may see (all of them for an administrator, its own
     /// otherwise), sorted by id.
     public func sessionSnapshots(caller: Caller = .server) -> [Session] {
+        visibleSessions(caller: caller).map { $0.snapshot() }
+    }
+
+    /// The sessions of a server status: those the caller may see, sorted by id,
+    /// as many as fit in `maxBytes` (``SessionListBudget``; a first session too
+    /// large with its labels comes without them when that fits), and how many
+    /// were left out.
+    public func sessionSnapshots(caller: Caller, maxBytes: Int) -> (sessions: [Session], omitted: Int) {
+        let visible = visibleSessions(caller: caller)
+        var budget = SessionListBudget(maxBytes: maxBytes, admitsFirst: false)
+        var sessions: [Session] = []
+        for session in visible {
+            let snapshot = session.snapshot()
+            let admission = budget.admit(snapshot)
+            if admission == .full { break }
+            sessions.append(admission == .whole ? snapshot : snapshot.withoutLabels())
+        }
+        return (sessions, visible.count - sessions.count)
+    }
+
+    private func visibleSessions(caller: Caller) -> [ManagedSession] {
         entries.withLockAnnotated { Array($0.values) }
             .filter { $0.isVisible && caller.mayAccess(ownerUID: $0.ownerUID) }
             .sorted { $0.id < $1.id }
-            .map { $0.snapshot() }
     }
 
     // MARK: Turns

@@ -58,9 +58,7 @@ public final class WorkerPools: Sendable {
             throw SwitchboardError(code: .invalidArgument, message: "worker capacity must be at least 1, got \(request.capacity)")
         }
         try Self.validateQueueName(request.taskQueue)
-        if request.labels.contains(where: { $0.key.isEmpty }) {
-            throw SwitchboardError(code: .invalidArgument, message: "label keys must not be empty")
-        }
+        try LabelRules.validate(request.labels, field: "register.labels")
         let number = nextWorkerNumber.wrappingAdd(1, ordering: .relaxed).oldValue
         let id = "w-\(number)"
         let pool = pool(named: request.taskQueue)

@@ -81,6 +81,9 @@ public struct Session: Hashable, Sendable {
     public var currentTurnID: String
     public var turnsCompleted: UInt64
     public var ownerUID: UInt32
+    /// The answer leaves the labels out: the session with them would not fit in
+    /// the client's frame (only a session stored before labels were bounded).
+    public var labelsOmitted: Bool
 
     public init(
         id: String,
@@ -92,9 +95,11 @@ public struct Session: Hashable, Sendable {
         queuedPrompts: UInt32 = 0,
         currentTurnID: String = "",
         turnsCompleted: UInt64 = 0,
-        ownerUID: UInt32 = 0
+        ownerUID: UInt32 = 0,
+        labelsOmitted: Bool = false
     ) {
         self.id = id
+        self.labelsOmitted = labelsOmitted
         self.labels = labels
         self.settings = settings
         self.state = state

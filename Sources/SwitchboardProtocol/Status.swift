@@ -29,6 +29,9 @@ public struct ServerStatus: Hashable, Sendable {
     public var storeError: String
     /// When the store's first failed write happened (Unix epoch ms); 0 = none.
     public var storeErrorSinceMs: UInt64
+    /// Sessions the caller may see that `sessions` leaves out so that the answer
+    /// fits in the client's frame (ListSessions pages through all of them).
+    public var sessionsOmitted: UInt32
 
     public init(
         serverVersion: String = "",
@@ -49,11 +52,13 @@ public struct ServerStatus: Hashable, Sendable {
         workerQueues: [WorkerQueueInfo] = [],
         stateDirectory: String = "",
         storeError: String = "",
-        storeErrorSinceMs: UInt64 = 0
+        storeErrorSinceMs: UInt64 = 0,
+        sessionsOmitted: UInt32 = 0
     ) {
         self.stateDirectory = stateDirectory
         self.storeError = storeError
         self.storeErrorSinceMs = storeErrorSinceMs
+        self.sessionsOmitted = sessionsOmitted
         self.serverVersion = serverVersion
         self.protocolVersion = protocolVersion
         self.uptimeMs = uptimeMs

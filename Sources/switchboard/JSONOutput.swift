@@ -73,6 +73,7 @@ enum JSONOutput {
         let currentTurnID: String
         let turnsCompleted: UInt64
         let ownerUID: UInt32
+        let labelsOmitted: Bool
 
         enum CodingKeys: String, CodingKey {
             case id, labels, settings, state
@@ -82,6 +83,7 @@ enum JSONOutput {
             case currentTurnID = "current_turn_id"
             case turnsCompleted = "turns_completed"
             case ownerUID = "owner_uid"
+            case labelsOmitted = "labels_omitted"
         }
 
         init(_ session: Session) {
@@ -95,6 +97,7 @@ enum JSONOutput {
             currentTurnID = session.currentTurnID
             turnsCompleted = session.turnsCompleted
             ownerUID = session.ownerUID
+            labelsOmitted = session.labelsOmitted
         }
     }
 
@@ -143,6 +146,7 @@ enum JSONOutput {
         let turnsCompleted: UInt64
         let draining: Bool
         let sessions: [SessionJSON]
+        let sessionsOmitted: UInt32
         let pid: UInt32
         let workers: [WorkerInfoJSON]
         let workerQueues: [WorkerQueueInfoJSON]
@@ -162,6 +166,7 @@ enum JSONOutput {
             case maxQueueDepth = "max_queue_depth"
             case turnsCompleted = "turns_completed"
             case draining, sessions, pid, workers
+            case sessionsOmitted = "sessions_omitted"
             case workerQueues = "worker_queues"
             case storeError = "store_error"
             case storeErrorSinceMs = "store_error_since_ms"
@@ -183,6 +188,7 @@ enum JSONOutput {
             turnsCompleted = status.turnsCompleted
             draining = status.draining
             sessions = status.sessions.map(SessionJSON.init)
+            sessionsOmitted = status.sessionsOmitted
             pid = status.pid
             workers = status.workers.map(WorkerInfoJSON.init)
             workerQueues = status.workerQueues.map(WorkerQueueInfoJSON.init)

@@ -12,7 +12,7 @@ enum SessionView {
                 "\(session.queuedPrompts)",
                 "\(session.turnsCompleted)",
                 Format.age(sinceMs: session.lastActivityMs, nowMs: nowMs),
-                Format.labels(session.labels),
+                labels(of: session),
             ])
         }
         return table.render()
@@ -26,7 +26,7 @@ enum SessionView {
             ("id", session.id),
             ("state", state),
             ("backend", settings.backend.isEmpty ? "default" : settings.backend),
-            ("labels", Format.labels(session.labels)),
+            ("labels", labels(of: session)),
             ("created", Format.age(sinceMs: session.createdAtMs, nowMs: nowMs)),
             ("last activity", Format.age(sinceMs: session.lastActivityMs, nowMs: nowMs)),
             ("queued prompts", "\(session.queuedPrompts)"),
@@ -38,6 +38,11 @@ enum SessionView {
             ("owner uid", "\(session.ownerUID)"),
         ]
         return keyValues(rows)
+    }
+
+    /// The labels, or why the server left them out.
+    static func labels(of session: Session) -> String {
+        session.labelsOmitted ? "(omitted: too large for one answer)" : Format.labels(session.labels)
     }
 
     static func keyValues(_ rows: [(String, String)]) -> String {

@@ -9,7 +9,8 @@ struct StatusCommand: AsyncParsableCommand {
         abstract: "Show the server's status and its sessions, or one session's detail and turns.",
         discussion: """
             --json prints a stable document: the server status (with `sessions` always \
-            included) or, with --session, {"session": …, "turns": […]}. Keys are the proto \
+            included, as many as fit in one answer; `sessions_omitted` counts the others) \
+            or, with --session, {"session": …, "turns": […]}. Keys are the proto \
             field names, enums lowercase names, status codes names such as "OK".
             """
     )
@@ -50,6 +51,11 @@ struct StatusCommand: AsyncParsableCommand {
         ])
         if !status.sessions.isEmpty {
             text += "\n" + SessionView.table(status.sessions)
+        }
+        if status.sessionsOmitted > 0 {
+            let count = status.sessionsOmitted
+            text += "\n\(count) more session\(count == 1 ? "" : "s") not shown (too large for one answer); "
+                + "`switchboard session list` shows them all\n"
         }
         if !status.workers.isEmpty || !status.workerQueues.isEmpty {
             text += "\n" + WorkerView.table(status.workers, queues: status.workerQueues)

@@ -118,12 +118,29 @@ struct CallTests {
                 return
             }
             for index in 0..<40 { try await client.createSession("session-\(index)") }
+            // The session a create returns, with 20 labels (within the rules), is
+            // larger than 1 KiB: the answer is refused, the session was created.
+            let labels = (0..<20).map { Label(key: "label-\($0)", value: String(repeating: "v", count: 63)) }
+            let created = try await client.unary(
+                MethodName.createSession,
+                .createSessionRequest(CreateSessionRequest(sessionID: "labelled", labels: labels))
+            )
+            #expect(created.code == .resourceExhausted)
+            #expect(created.message.hasPrefix("response of "))
+            #expect(try server.registry.getSession(id: "labelled", caller: .server).labels == labels)
+            // A status with 41 sessions would not fit either: it is trimmed instead
+            // (sessions_omitted), so that nobody's sessions make it fail.
             let status = try await client.unary(
                 MethodName.getServerStatus,
                 .serverStatusRequest(ServerStatusRequest(includeSessions: true))
             )
-            #expect(status.code == .resourceExhausted)
-            #expect(status.message.hasPrefix("response of "))
+            #expect(status.code == .ok)
+            if case .serverStatus(let trimmed)? = status.payload {
+                #expect(trimmed.sessionsOmitted > 0)
+                #expect(trimmed.sessions.count + Int(trimmed.sessionsOmitted) == 41)
+            } else {
+                Issue.record("no status: \(status)")
+            }
             // A chunk bigger than the client accepts ends the turn, not the connection.
             let id = try await client.startPrompt(session: "session-0", prompt: "short " + String(repeating: "y", count: 1500))
             let result = try await client.collectPrompt(id)

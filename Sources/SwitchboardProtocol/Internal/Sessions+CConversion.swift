@@ -94,6 +94,7 @@ extension Session {
         c.pointee.current_turn_id = arena.string(currentTurnID)
         c.pointee.turns_completed = turnsCompleted
         c.pointee.owner_uid = ownerUID
+        c.pointee.labels_omitted = labelsOmitted ? 1 : 0
         return c
     }
 
@@ -108,7 +109,8 @@ extension Session {
             queuedPrompts: c.pointee.queued_prompts,
             currentTurnID: swiftString(c.pointee.current_turn_id),
             turnsCompleted: c.pointee.turns_completed,
-            ownerUID: c.pointee.owner_uid
+            ownerUID: c.pointee.owner_uid,
+            labelsOmitted: c.pointee.labels_omitted != 0
         )
     }
 }

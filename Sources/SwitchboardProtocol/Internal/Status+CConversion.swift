@@ -68,6 +68,7 @@ extension ServerStatus {
         c.pointee.state_directory = arena.string(stateDirectory)
         c.pointee.store_error = arena.string(storeError)
         c.pointee.store_error_since_ms = storeErrorSinceMs
+        c.pointee.sessions_omitted = sessionsOmitted
         return c
     }
 
@@ -91,7 +92,8 @@ extension ServerStatus {
             workerQueues: swiftArray(c.pointee.worker_queues, count: c.pointee.n_worker_queues, WorkerQueueInfo.init(cMessage:)),
             stateDirectory: swiftString(c.pointee.state_directory),
             storeError: swiftString(c.pointee.store_error),
-            storeErrorSinceMs: c.pointee.store_error_since_ms
+            storeErrorSinceMs: c.pointee.store_error_since_ms,
+            sessionsOmitted: c.pointee.sessions_omitted
         )
     }
 }

@@ -463,7 +463,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// waits for the store, from a task whose answer comes back to this loop.
     private func respondUnary(_ id: UInt64, _ method: UnaryMethod, request: Payload?) {
         guard method.isAsync else {
-            endCall(id, unary.respond(to: method, request: request))
+            endCall(id, unary.respond(to: method, request: request, peerMaxFrameSize: peerMaxFrameSize))
             return
         }
         guard let context else { return }

@@ -113,18 +113,25 @@ struct UnaryResponder {
     /// The peer as the registry's ownership checks see it.
     let caller: Caller
 
-    func respond(to method: UnaryMethod, request: Payload?) -> CallEnd {
+    /// `peerMaxFrameSize` (the client's `Hello.max_frame_size`) bounds the
+    /// sessions of a ListSessions page, of a server status and of GetSession
+    /// (``SessionListBudget``): one user's sessions must not make another's
+    /// answer too big for its frame.
+    func respond(to method: UnaryMethod, request: Payload?, peerMaxFrameSize: Int) -> CallEnd {
         let registry = server.registry
         do throws(SwitchboardError) {
             switch (method, request) {
             case (.createSession, _), (.closeSession, _), (.listTurns, _):
                 return CallEnd(code: .internal, message: "\(method.path) is answered asynchronously")
             case (.getSession, .getSessionRequest(let request)?):
-                return .ok(.session(try registry.getSession(id: request.sessionID, caller: caller)))
+                let session = try registry.getSession(id: request.sessionID, caller: caller)
+                let maxBytes = peerMaxFrameSize - Self.sessionsFrameOverhead
+                return .ok(.session(SessionListBudget.fitting(session, maxBytes: maxBytes)))
             case (.listSessions, .listSessionsRequest(let request)?):
-                return .ok(.listSessionsResponse(try registry.listSessions(request, caller: caller)))
+                let maxBytes = peerMaxFrameSize - Self.sessionsFrameOverhead
+                return .ok(.listSessionsResponse(try registry.listSessions(request, caller: caller, maxBytes: maxBytes)))
             case (.getServerStatus, .serverStatusRequest(let request)?):
-                return .ok(.serverStatus(serverStatus(includeSessions: request.includeSessions)))
+                return .ok(.serverStatus(serverStatus(includeSessions: request.includeSessions, peerMaxFrameSize: peerMaxFrameSize)))
             case (.getSessionStatus, .sessionStatusRequest(let request)?):
                 return .ok(.sessionStatus(try registry.sessionStatus(id: request.sessionID, caller: caller)))
             case (.healthCheck, .healthCheckRequest?):
@@ -136,6 +143,11 @@ struct UnaryResponder {
             return CallEnd(code: error.code, message: error.message)
         }
     }
+
+    /// Room a ListSessions or GetSession answer keeps in the client's frame for
+    /// what surrounds its sessions: frame, call id, end, payload and response
+    /// tags, the page token (an id, at most 128 bytes). About 170 bytes at most.
+    static let sessionsFrameOverhead = 512
 
     /// Room a ListTurns answer keeps in the client's frame for what surrounds its
     /// turns (frame, call id, end, payload and response tags, the page token);
@@ -160,7 +172,7 @@ struct UnaryResponder {
                 let maxBytes = max(0, peerMaxFrameSize - Self.listTurnsFrameOverhead)
                 return .ok(.listTurnsResponse(try await registry.listTurns(request, caller: caller, maxBytes: maxBytes)))
             default:
-                if !method.isAsync { return respond(to: method, request: request) }
+                if !method.isAsync { return respond(to: method, request: request, peerMaxFrameSize: peerMaxFrameSize) }
                 return payloadMismatch(method: method.path, expected: method.requestCase, got: request)
             }
         } catch {
@@ -181,7 +193,23 @@ struct UnaryResponder {
         return HealthCheckResponse(status: .serving)
     }
 
-    private func serverStatus(includeSessions: Bool) -> ServerStatus {
+    /// The server's status; with `includeSessions`, the sessions the caller may
+    /// see, as many as fit in the client's frame after the rest of the status,
+    /// and how many were left out (`sessions_omitted`).
+    private func serverStatus(includeSessions: Bool, peerMaxFrameSize: Int) -> ServerStatus {
+        var status = serverStatusWithoutSessions()
+        guard includeSessions else { return status }
+        // The rest of the answer, measured as it will be framed (the largest call
+        // id and omitted count, so that it is not below the real size).
+        status.sessionsOmitted = .max
+        let rest = Frame(callID: .max, kind: .end(.ok(.serverStatus(status)))).serializedBytes().count
+        let (sessions, omitted) = server.registry.sessionSnapshots(caller: caller, maxBytes: peerMaxFrameSize - rest)
+        status.sessions = sessions
+        status.sessionsOmitted = UInt32(clamping: omitted)
+        return status
+    }
+
+    private func serverStatusWithoutSessions() -> ServerStatus {
         let statistics = server.registry.statistics()
         let workers = server.registry.workers.snapshot()
         let uptime = ContinuousClock.now - server.startedAt
@@ -199,7 +227,6 @@ struct UnaryResponder {
             maxQueueDepth: UInt32(clamping: statistics.maxQueueDepth),
             turnsCompleted: statistics.turnsCompleted,
             draining: server.draining.load(ordering: .relaxed),
-            sessions: includeSessions ? server.registry.sessionSnapshots(caller: caller) : [],
             pid: UInt32(clamping: getpid()),
             // Worker details (names, labels, queues) are for administrators only.
             workers: caller.isAdmin ? workers.workers : [],

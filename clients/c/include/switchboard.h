@@ -197,6 +197,7 @@ typedef struct sb_session {
     char *current_turn_id;     /* "" when idle */
     uint64_t turns_completed;
     uint32_t owner_uid;
+    int labels_omitted;        /* 1: the answer left the labels out (too large for the frame) */
 } sb_session;
 void sb_session_clear(sb_session *session);
 
@@ -227,9 +228,10 @@ typedef struct sb_server_status {
     uint32_t max_queue_depth;
     uint64_t turns_completed;
     int draining;
-    sb_session *sessions;      /* only with include_sessions */
+    sb_session *sessions;      /* only with include_sessions: as many as fit in one frame */
     size_t n_sessions;
     uint32_t pid;
+    uint32_t sessions_omitted; /* sessions left out of `sessions` (sb_list_sessions has them all) */
 } sb_server_status;
 void sb_server_status_clear(sb_server_status *status);
 

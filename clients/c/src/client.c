@@ -948,6 +948,12 @@ int sb_create_session(sb_client *c, const sb_create_request *r, sb_session *out,
     Switchboard__V1__Label **labels;
     int rc = make_labels(r->labels, r->n_labels, &storage, &labels);
     if (rc != SB_OK) return label_error(rc, err);
+    rc = sb__check_labels(r->labels, r->n_labels, err);
+    if (rc != SB_OK) {
+        free(storage);
+        free(labels);
+        return rc;
+    }
     req.n_labels = r->n_labels;
     req.labels = labels;
     Switchboard__V1__Payload payload = SWITCHBOARD__V1__PAYLOAD__INIT;

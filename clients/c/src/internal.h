@@ -32,6 +32,11 @@ int sb__server_status_from(const Switchboard__V1__ServerStatus *in, sb_server_st
 int sb__session_status_from(const Switchboard__V1__SessionStatus *in, sb_session_status *out);
 int sb__turn_list_from(const Switchboard__V1__ListTurnsResponse *in, sb_turn_list *out);
 
+/* The label rules (docs/PROTOCOL.md, "Labels"; labels.c): SB_OK, or
+ * SB_INVALID_ARGUMENT naming the first label at fault and the rule, as the
+ * server would answer. */
+int sb__check_labels(const sb_kv *labels, size_t n, sb_error *err);
+
 /* Testing hooks (used by the tests and the conformance runner, not part of
  * the public API). */
 

@@ -65,6 +65,7 @@ int sb__session_from(const Switchboard__V1__Session *in, sb_session *out) {
     out->current_turn_id = dup_into(in->current_turn_id, &ok);
     out->turns_completed = in->turns_completed;
     out->owner_uid = in->owner_uid;
+    out->labels_omitted = in->labels_omitted ? 1 : 0;
     if (!ok) {
         sb_session_clear(out);
         return SB_INTERNAL;
@@ -155,6 +156,7 @@ int sb__server_status_from(const Switchboard__V1__ServerStatus *in, sb_server_st
     out->turns_completed = in->turns_completed;
     out->draining = in->draining ? 1 : 0;
     out->pid = in->pid;
+    out->sessions_omitted = in->sessions_omitted;
     return SB_OK;
 }
 

@@ -674,17 +674,113 @@ static void test_response_too_large(void) {
     sb_error err;
     sb_client *c = sb_connect(fast.socket_path, &o, &err);
     REQUIRE(c);
-    char value[2000];
+    /* 20 labels within the label rules: the created session is about 2 KiB. */
+    char value[64];
     memset(value, 'v', sizeof value - 1);
     value[sizeof value - 1] = '\0';
-    sb_kv label = { "big", value };
+    char keys[20][16];
+    sb_kv labels[20];
+    for (int i = 0; i < 20; i++) {
+        snprintf(keys[i], sizeof keys[i], "big-%d", i);
+        labels[i].key = keys[i];
+        labels[i].value = value;
+    }
     const char *id = sid("too-large");
-    sb_create_request req = { .session_id = id, .labels = &label, .n_labels = 1 };
+    sb_create_request req = { .session_id = id, .labels = labels, .n_labels = 20 };
     sb_session s;
     CHECK_CODE(sb_create_session(c, &req, &s, &err), SB_RESOURCE_EXHAUSTED, err);
     int health;
     CHECK_CODE(sb_health(c, &health, &err), SB_OK, err);
     sb_close_session(c, id, NULL, NULL, NULL);
+    sb_close(c);
+}
+
+/* Labels that break the label rules are refused before sending (nothing is
+ * created); a reader with a 1 KiB frame still gets its status (trimmed, with
+ * the count of the others) and every session by paging. */
+static void test_labels(void) {
+    sb_client *c = connect_to(&fast);
+    REQUIRE(c);
+    sb_error err;
+    char huge[100001];
+    memset(huge, 'x', sizeof huge - 1);
+    huge[sizeof huge - 1] = '\0';
+    sb_kv bad_value = { "team", huge };
+    sb_kv bad_key = { "Example.com/team", "docs" };
+    sb_kv twice[] = { { "team", "a" }, { "team", "b" } };
+    sb_session s;
+    sb_create_request req = { .session_id = sid("bad-labels"), .labels = &bad_value, .n_labels = 1 };
+    CHECK_CODE(sb_create_session(c, &req, &s, &err), SB_INVALID_ARGUMENT, err);
+    CHECK(strstr(err.message, "of label \"team\" (labels[0]): a value must be empty or at most 63") != NULL);
+    req.labels = &bad_key;
+    CHECK_CODE(sb_create_session(c, &req, &s, &err), SB_INVALID_ARGUMENT, err);
+    CHECK(strstr(err.message, "invalid label key \"Example.com/team\" (labels[0]): a key's prefix") != NULL);
+    req.labels = twice;
+    req.n_labels = 2;
+    CHECK_CODE(sb_create_session(c, &req, &s, &err), SB_INVALID_ARGUMENT, err);
+    CHECK(strstr(err.message, "appears more than once") != NULL);
+    CHECK_CODE(sb_get_session(c, sid("bad-labels"), &s, &err), SB_NOT_FOUND, err);
+
+    /* Three sessions of 64 labels at the longest key and value (about 25 KB each). */
+    static char keys[64][320];
+    sb_kv labels[64];
+    char value[64];
+    memset(value, 'v', sizeof value - 1);
+    value[sizeof value - 1] = '\0';
+    for (int i = 0; i < 64; i++) {
+        memset(keys[i], 'p', 253);
+        for (int dot = 62; dot < 253; dot += 63) keys[i][dot] = '.';
+        keys[i][253] = '/';
+        /* name: "n" + two digits + 59 "n" + "z" = 63 characters */
+        char *name = keys[i] + 254;
+        memset(name, 'n', 62);
+        name[1] = (char)('0' + i / 10);
+        name[2] = (char)('0' + i % 10);
+        name[62] = 'z';
+        name[63] = '\0';
+        labels[i].key = keys[i];
+        labels[i].value = value;
+    }
+    const char *ids[3] = { sid("big-labels-0"), sid("big-labels-1"), sid("big-labels-2") };
+    for (int i = 0; i < 3; i++) {
+        sb_create_request big = { .session_id = ids[i], .labels = labels, .n_labels = 64 };
+        CHECK_CODE(sb_create_session(c, &big, &s, &err), SB_OK, err);
+        if (err.code == SB_OK) sb_session_clear(&s);
+    }
+    sb_options o;
+    sb_options_init(&o);
+    o.max_frame_size = 1024;
+    sb_client *small = sb_connect(fast.socket_path, &o, &err);
+    REQUIRE(small);
+    sb_server_status status;
+    CHECK_CODE(sb_get_server_status(small, 1, &status, &err), SB_OK, err);
+    if (err.code == SB_OK) {
+        CHECK(status.sessions_omitted > 0);
+        CHECK(status.n_sessions + status.sessions_omitted <= status.sessions_total);
+        sb_server_status_clear(&status);
+    }
+    int found = 0;
+    char token[256] = "";
+    for (int pages = 0; pages < 10000; pages++) {
+        sb_list_request lr = { .page_size = 1000, .page_token = token };
+        sb_session_list page;
+        CHECK_CODE(sb_list_sessions(small, &lr, &page, &err), SB_OK, err);
+        if (err.code != SB_OK) break;
+        for (size_t i = 0; i < page.n_sessions; i++) {
+            for (int k = 0; k < 3; k++) {
+                if (strcmp(page.sessions[i].id, ids[k]) == 0) {
+                    found++;
+                    CHECK(page.sessions[i].labels_omitted == 1 && page.sessions[i].n_labels == 0);
+                }
+            }
+        }
+        snprintf(token, sizeof token, "%s", page.next_page_token);
+        sb_session_list_clear(&page);
+        if (token[0] == '\0') break;
+    }
+    CHECK(found == 3);
+    sb_close(small);
+    for (int i = 0; i < 3; i++) sb_close_session(c, ids[i], NULL, NULL, NULL);
     sb_close(c);
 }
 
@@ -1232,6 +1328,7 @@ int main(void) {
         { "concurrent_threads", test_concurrent_threads },
         { "request_too_large", test_request_too_large },
         { "response_too_large", test_response_too_large },
+        { "labels", test_labels },
         { "bad_frames", test_bad_frames },
         { "hostile_server", test_hostile_server },
         { "welcome_peer", test_welcome_peer },

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, Iterator, List, Ma
 
 from . import switchboard_pb2 as pb
 from .errors import StatusCode, SwitchboardError
+from .labels import validate_labels
 
 if TYPE_CHECKING:  # pragma: no cover
     from .resume import ResumePolicy, _PromptResumer
@@ -506,7 +507,10 @@ class Client:
         timeout: Optional[float] = None,
     ) -> pb.Session:
         """Creates a session (empty ``session_id``: the server chooses one).
-        Settings left at 0/"" take the server's defaults."""
+        Settings left at 0/"" take the server's defaults. ``labels`` that break
+        the label rules (:mod:`switchboard_client.labels`) raise
+        ``INVALID_ARGUMENT`` before anything is sent."""
+        validate_labels(labels or {})
         request = pb.Payload()
         r = request.create_session_request
         r.session_id = _text(session_id, "session_id")

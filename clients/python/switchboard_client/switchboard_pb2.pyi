@@ -316,7 +316,7 @@ class PromptRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., prompt: _Optional[str] = ..., when_busy: _Optional[_Union[BusyPolicy, str]] = ..., cancel_on_disconnect: bool = ...) -> None: ...
 
 class ServerStatus(_message.Message):
-    __slots__ = ["connections", "draining", "max_queue_depth", "pid", "protocol_version", "queued_prompts", "server_version", "sessions", "sessions_busy", "sessions_idle", "sessions_total", "state_directory", "store_error", "store_error_since_ms", "turns_completed", "turns_in_flight", "uptime_ms", "worker_queues", "workers"]
+    __slots__ = ["connections", "draining", "max_queue_depth", "pid", "protocol_version", "queued_prompts", "server_version", "sessions", "sessions_busy", "sessions_idle", "sessions_omitted", "sessions_total", "state_directory", "store_error", "store_error_since_ms", "turns_completed", "turns_in_flight", "uptime_ms", "worker_queues", "workers"]
     CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -327,6 +327,7 @@ class ServerStatus(_message.Message):
     SESSIONS_BUSY_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_IDLE_FIELD_NUMBER: _ClassVar[int]
+    SESSIONS_OMITTED_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     STATE_DIRECTORY_FIELD_NUMBER: _ClassVar[int]
     STORE_ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -346,6 +347,7 @@ class ServerStatus(_message.Message):
     sessions: _containers.RepeatedCompositeFieldContainer[Session]
     sessions_busy: int
     sessions_idle: int
+    sessions_omitted: int
     sessions_total: int
     state_directory: str
     store_error: str
@@ -355,7 +357,7 @@ class ServerStatus(_message.Message):
     uptime_ms: int
     worker_queues: _containers.RepeatedCompositeFieldContainer[WorkerQueueInfo]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
-    def __init__(self, server_version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., uptime_ms: _Optional[int] = ..., connections: _Optional[int] = ..., sessions_total: _Optional[int] = ..., sessions_idle: _Optional[int] = ..., sessions_busy: _Optional[int] = ..., turns_in_flight: _Optional[int] = ..., queued_prompts: _Optional[int] = ..., max_queue_depth: _Optional[int] = ..., turns_completed: _Optional[int] = ..., draining: bool = ..., sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., pid: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., worker_queues: _Optional[_Iterable[_Union[WorkerQueueInfo, _Mapping]]] = ..., state_directory: _Optional[str] = ..., store_error: _Optional[str] = ..., store_error_since_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, server_version: _Optional[str] = ..., protocol_version: _Optional[int] = ..., uptime_ms: _Optional[int] = ..., connections: _Optional[int] = ..., sessions_total: _Optional[int] = ..., sessions_idle: _Optional[int] = ..., sessions_busy: _Optional[int] = ..., turns_in_flight: _Optional[int] = ..., queued_prompts: _Optional[int] = ..., max_queue_depth: _Optional[int] = ..., turns_completed: _Optional[int] = ..., draining: bool = ..., sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., pid: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., worker_queues: _Optional[_Iterable[_Union[WorkerQueueInfo, _Mapping]]] = ..., state_directory: _Optional[str] = ..., store_error: _Optional[str] = ..., store_error_since_ms: _Optional[int] = ..., sessions_omitted: _Optional[int] = ...) -> None: ...
 
 class ServerStatusRequest(_message.Message):
     __slots__ = ["include_sessions"]
@@ -364,11 +366,12 @@ class ServerStatusRequest(_message.Message):
     def __init__(self, include_sessions: bool = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ["created_at_ms", "current_turn_id", "id", "labels", "last_activity_ms", "owner_uid", "queued_prompts", "settings", "state", "turns_completed"]
+    __slots__ = ["created_at_ms", "current_turn_id", "id", "labels", "labels_omitted", "last_activity_ms", "owner_uid", "queued_prompts", "settings", "state", "turns_completed"]
     CREATED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     CURRENT_TURN_ID_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_OMITTED_FIELD_NUMBER: _ClassVar[int]
     LAST_ACTIVITY_MS_FIELD_NUMBER: _ClassVar[int]
     OWNER_UID_FIELD_NUMBER: _ClassVar[int]
     QUEUED_PROMPTS_FIELD_NUMBER: _ClassVar[int]
@@ -379,13 +382,14 @@ class Session(_message.Message):
     current_turn_id: str
     id: str
     labels: _containers.RepeatedCompositeFieldContainer[Label]
+    labels_omitted: bool
     last_activity_ms: int
     owner_uid: int
     queued_prompts: int
     settings: SessionSettings
     state: SessionState
     turns_completed: int
-    def __init__(self, id: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., settings: _Optional[_Union[SessionSettings, _Mapping]] = ..., state: _Optional[_Union[SessionState, str]] = ..., created_at_ms: _Optional[int] = ..., last_activity_ms: _Optional[int] = ..., queued_prompts: _Optional[int] = ..., current_turn_id: _Optional[str] = ..., turns_completed: _Optional[int] = ..., owner_uid: _Optional[int] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ..., settings: _Optional[_Union[SessionSettings, _Mapping]] = ..., state: _Optional[_Union[SessionState, str]] = ..., created_at_ms: _Optional[int] = ..., last_activity_ms: _Optional[int] = ..., queued_prompts: _Optional[int] = ..., current_turn_id: _Optional[str] = ..., turns_completed: _Optional[int] = ..., owner_uid: _Optional[int] = ..., labels_omitted: bool = ...) -> None: ...
 
 class SessionSettings(_message.Message):
     __slots__ = ["backend", "idle_timeout_ms", "max_queued_prompts", "retain_age_ms", "retain_output_bytes", "retain_turns", "stall_timeout_ms", "turn_deadline_ms", "when_no_worker"]

@@ -31,6 +31,7 @@ from typing import Dict, Iterator, Mapping, Optional, Set, Union
 from . import switchboard_pb2 as pb
 from .client import Client, _check_strings, _labels, _text, default_socket_path
 from .errors import StatusCode, SwitchboardError
+from .labels import validate_labels
 
 _CONNECT = "/switchboard.v1.Workers/Connect"
 _CALL_ID = 1
@@ -103,8 +104,9 @@ class Worker:
         ``task_queue``; returns once the server answered ``registered``.
 
         Raises :class:`SwitchboardError`: ``UNAVAILABLE`` (no server),
-        ``INVALID_ARGUMENT`` (bad queue name, capacity 0), ``DEADLINE_EXCEEDED``
-        (no answer within ``connect_timeout``)."""
+        ``INVALID_ARGUMENT`` (bad queue name, capacity 0, labels that break the
+        label rules: checked before connecting), ``DEADLINE_EXCEEDED`` (no
+        answer within ``connect_timeout``)."""
         # Strings are checked before connecting: INVALID_ARGUMENT naming the field.
         frame = pb.Frame()
         frame.call_id = _CALL_ID
@@ -114,6 +116,7 @@ class Worker:
         reg.capacity = capacity
         reg.display_name = _text(display_name, "register.display_name")
         _labels(reg.labels, labels, "register.labels")
+        validate_labels(labels or {}, "register.labels")
         client = Client.connect(socket_path or default_socket_path(), client_name=client_name,
                                 connect_timeout=connect_timeout)
         worker = cls(client)

@@ -292,7 +292,8 @@ def test_response_above_client_maximum(server: Server, session_id: str) -> None:
     # above Hello.max_frame_size; the connection stays usable.
     with server.connect(max_frame_size=1024) as c:
         with pytest.raises(SwitchboardError) as info:
-            c.create_session(session_id, labels={"big": "v" * 2000})
+            # Labels within the rules (at most 63 bytes a value), 2 KiB in all.
+            c.create_session(session_id, labels={f"big{i}": "v" * 63 for i in range(32)})
         assert info.value.code == StatusCode.RESOURCE_EXHAUSTED
         assert c.health() == pb.SERVING_STATUS_SERVING
 

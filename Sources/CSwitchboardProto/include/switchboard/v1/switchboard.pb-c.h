@@ -453,6 +453,11 @@ struct  Switchboard__V1__Payload
     , SWITCHBOARD__V1__PAYLOAD__BODY__NOT_SET, {0} }
 
 
+/*
+ * Kubernetes' label rules (docs/PROTOCOL.md, "Labels"): key [prefix/]name,
+ * name 1-63 of [A-Za-z0-9-_.] starting and ending alphanumeric, prefix a DNS
+ * subdomain of at most 253; value empty or like a name; at most 64, keys unique.
+ */
 struct  Switchboard__V1__Label
 {
   ProtobufCMessage base;
@@ -534,10 +539,16 @@ struct  Switchboard__V1__Session
   char *current_turn_id;
   uint64_t turns_completed;
   uint32_t owner_uid;
+  /*
+   * True when this answer leaves the session's labels out: the session alone,
+   * labels included, would not fit in the client's frame (a session stored
+   * before labels were bounded). GetSession with a larger frame shows them.
+   */
+  protobuf_c_boolean labels_omitted;
 };
 #define SWITCHBOARD__V1__SESSION__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__session__descriptor) \
-    , (char *)protobuf_c_empty_string, 0,NULL, NULL, SWITCHBOARD__V1__SESSION_STATE__SESSION_STATE_UNSPECIFIED, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0 }
+    , (char *)protobuf_c_empty_string, 0,NULL, NULL, SWITCHBOARD__V1__SESSION_STATE__SESSION_STATE_UNSPECIFIED, 0, 0, 0, (char *)protobuf_c_empty_string, 0, 0, 0 }
 
 
 struct  Switchboard__V1__CreateSessionRequest
@@ -575,7 +586,8 @@ struct  Switchboard__V1__ListSessionsRequest
   size_t n_label_selector;
   Switchboard__V1__Label **label_selector;
   /*
-   * 0 = server default (100); the server caps it at 1000.
+   * 0 = server default (100); the server caps it at 1000. A page also ends
+   * before the session that would take it past the client's frame size.
    */
   uint32_t page_size;
   /*
@@ -781,7 +793,8 @@ struct  Switchboard__V1__ServerStatusRequest
 {
   ProtobufCMessage base;
   /*
-   * Include a summary line per session (may be long).
+   * Include a summary per session: as many as fit in the client's frame
+   * (ServerStatus.sessions_omitted counts the others).
    */
   protobuf_c_boolean include_sessions;
 };
@@ -832,10 +845,15 @@ struct  Switchboard__V1__ServerStatus
    * When the store's first failed write happened (Unix epoch ms); 0 when none.
    */
   uint64_t store_error_since_ms;
+  /*
+   * Sessions the caller may see that `sessions` leaves out so that the answer
+   * fits in the client's frame (ListSessions pages through all of them).
+   */
+  uint32_t sessions_omitted;
 };
 #define SWITCHBOARD__V1__SERVER_STATUS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&switchboard__v1__server_status__descriptor) \
-    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,NULL, 0, 0,NULL, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Switchboard__V1__SessionStatusRequest
