@@ -79,6 +79,9 @@ public final class SwitchboardClient: Sendable {
     /// Labels that break ``LabelRules`` are refused here (INVALID_ARGUMENT, as
     /// the server would), without a call.
     public func createSession(_ request: CreateSessionRequest = .init()) async throws -> Session {
+        // Encoding first, then the label rules: the server's order (it checks strings as it decodes).
+        try Frame(kind: .start(CallStart(method: MethodName.createSession, payload: .createSessionRequest(request))))
+            .checkStringsBeforeSending()
         try LabelRules.validate(request.labels)
         let response = try await self.unary(MethodName.createSession, .createSessionRequest(request))
         guard case .session(let session)? = response else { throw Self.unexpected(response, MethodName.createSession) }

@@ -47,9 +47,10 @@ public final class WorkerSession: Sendable {
         register: WorkerRegister,
         configuration: ClientConfiguration = .init()
     ) async throws -> WorkerSession {
-        try LabelRules.validate(register.labels, field: "register.labels")
+        // Encoding first, then the label rules: the server's order (it checks strings as it decodes).
         try Frame(kind: .start(CallStart(method: MethodName.workerConnect, payload: .workerMessage(.register(register)))))
             .checkStringsBeforeSending()
+        try LabelRules.validate(register.labels, field: "register.labels")
         let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
         let registration = eventLoop.makePromise(of: WorkerRegistered.self)
         let (events, continuation) = AsyncThrowingStream.makeStream(of: WorkerEvent.self, throwing: (any Error).self)

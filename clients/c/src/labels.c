@@ -6,6 +6,7 @@
  * labels, keys unique. See docs/PROTOCOL.md, "Labels". */
 #include "internal.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define MAX_LABELS 64
@@ -68,6 +69,14 @@ int sb__check_labels(const sb_kv *labels, size_t n, sb_error *err) {
         const char *key = labels[i].key ? labels[i].key : "";
         const char *value = labels[i].value ? labels[i].value : "";
         size_t key_len = strlen(key), value_len = strlen(value);
+        /* Encoding first, as the server does (it checks strings when it decodes). */
+        char field[48];
+        snprintf(field, sizeof field, "labels[%zu].key", i);
+        int rc = sb_check_string(key, key_len, field, err);
+        if (rc != SB_OK) return rc;
+        snprintf(field, sizeof field, "labels[%zu].value", i);
+        rc = sb_check_string(value, value_len, field, err);
+        if (rc != SB_OK) return rc;
         const char *rule = key_violation(key, key_len);
         if (rule) {
             return sb__fail(err, SB_INVALID_ARGUMENT, "invalid label key \"%.*s\"%s (labels[%zu]): %s",

@@ -510,11 +510,12 @@ class Client:
         Settings left at 0/"" take the server's defaults. ``labels`` that break
         the label rules (:mod:`switchboard_client.labels`) raise
         ``INVALID_ARGUMENT`` before anything is sent."""
-        validate_labels(labels or {})
         request = pb.Payload()
         r = request.create_session_request
         r.session_id = _text(session_id, "session_id")
         _labels(r.labels, labels, "labels")
+        # Encoding first (as the server, which checks strings when it decodes), then the label rules.
+        validate_labels(labels or {})
         if backend or idle_timeout_ms or turn_deadline_ms or stall_timeout_ms or max_queued_prompts:
             r.settings.backend = _text(backend, "settings.backend")
             r.settings.idle_timeout_ms = idle_timeout_ms

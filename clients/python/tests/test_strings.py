@@ -47,6 +47,7 @@ def test_server_refuses_what_an_unchecked_client_sends(client: Client, session_i
     refuses it (not a session named "nulid"), and the connection stays usable."""
     monkeypatch.setattr(client_module, "_text", lambda value, field: value)
     monkeypatch.setattr(client_module, "_check_payload", lambda payload: None)
+    monkeypatch.setattr(client_module, "validate_labels", lambda labels, field="labels": None)
     assert refused(lambda: client.create_session(session_id + "\0/../../etc")).message == "session_id contains a NUL byte"
     with pytest.raises(SwitchboardError) as missing:
         client.get_session(session_id)
