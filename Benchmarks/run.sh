@@ -9,9 +9,16 @@
 #                                 throughput with --state-dir none vs a state directory,
 #                                 alternated, and reload of 10,000 sessions × 10 turns;
 #                                 writes $OUT/persistence.md and persistence.json
+#   Benchmarks/run.sh --soak     only the memory soak (release, ~4 min; issue #12): server RSS
+#                                 after 10k, 50k and 100k one-word prompts on one session,
+#                                 with --state-dir none and with a state directory (SQLite);
+#                                 --soak-baseline BIN also soaks BIN (say, the unfixed
+#                                 commit's server) in the same run, for before/after figures;
+#                                 writes $OUT/soak.md and soak.json
 #
 # Options: --reps N (default 3)  --skip-grpc  --skip-micro  --skip-build
 #          --out DIR (default Benchmarks/results)  --only-pin same|split
+#          --soak-baseline BIN  --soak-checkpoints N1,N2,... (default 10000,50000,100000)
 # Env:     SWITCHBOARD_SCRATCH  scratch path of the main package's build (default .build)
 #          SWITCHBOARD_BENCH_SCRATCH  the benchmark package's release scratch path
 #          (default Benchmarks/.build)
@@ -30,27 +37,33 @@ bench_dir=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$bench_dir/.." && pwd)
 cd "$repo"
 
-quick=0 persistence=0 reps=3 skip_grpc=0 skip_micro=0 skip_build=0 only_pin=""
+quick=0 persistence=0 soak=0 soak_baseline="" soak_checkpoints=10000,50000,100000 reps=3 skip_grpc=0 skip_micro=0 skip_build=0 only_pin=""
 out="$bench_dir/results"
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
     --persistence) persistence=1 ;;
+    --soak) soak=1 ;;
+    --soak-baseline) soak_baseline=$2; shift ;;
+    --soak-checkpoints) soak_checkpoints=$2; shift ;;
     --reps) reps=$2; shift ;;
     --skip-grpc) skip_grpc=1 ;;
     --skip-micro) skip_micro=1 ;;
     --skip-build) skip_build=1 ;;
     --out) out=$2; shift ;;
     --only-pin) only_pin=$2; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 64 ;;
   esac
   shift
 done
 
 log() { printf '==> %s\n' "$*" >&2; }
-if [ "$quick" = 1 ] && [ "$persistence" = 1 ]; then
-  echo "run.sh: --quick and --persistence do not combine" >&2; exit 64
+if [ $((quick + persistence + soak)) -gt 1 ]; then
+  echo "run.sh: --quick, --persistence and --soak do not combine" >&2; exit 64
+fi
+if [ -n "$soak_baseline" ] && [ ! -x "$soak_baseline" ]; then
+  echo "run.sh: --soak-baseline $soak_baseline is not an executable" >&2; exit 64
 fi
 ncpu=$(nproc)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -60,6 +73,12 @@ if [ "$quick" = 1 ]; then
   # Debug everything; the main package's debug build (scripts/test.sh made it) is reused.
   config=debug
   scratch="$bench_dir/.build-quick"
+  export SWITCHBOARD_BENCH_QUICK=1
+elif [ "$soak" = 1 ]; then
+  # Release, but only the light products (switchboard-bench): no gRPC or benchmark
+  # framework to build, hence a scratch path of its own.
+  config=release
+  scratch="$bench_dir/.build-soak"
   export SWITCHBOARD_BENCH_QUICK=1
 else
   config=release
@@ -77,7 +96,7 @@ if [ "$skip_build" = 0 ]; then
   if [ "$persistence" = 1 ]; then
     log "build store-bench ($config)"
     swift build -c "$config" --package-path "$bench_dir" --scratch-path "$scratch" --product store-bench >&2
-  elif [ "$quick" = 0 ]; then
+  elif [ "$quick" = 0 ] && [ "$soak" = 0 ]; then
     if [ "$skip_grpc" = 0 ]; then
       log "build grpc-peer (release; grpc-swift-2's first build takes minutes)"
       swift build -c release --package-path "$bench_dir" --scratch-path "$scratch" --product grpc-peer >&2
@@ -93,7 +112,7 @@ storebench=${SWITCHBOARD_STORE_BENCH_BIN:-"$bin_dir/store-bench"}
 work=$(mktemp -d /tmp/sbbench.XXXXXX)
 trap 'jobs -p | xargs -r kill 2>/dev/null || true; rm -rf "$work"' EXIT
 raw_bin="$work/rawbench"
-if [ "$quick" = 0 ] && [ "$persistence" = 0 ]; then
+if [ "$quick" = 0 ] && [ "$persistence" = 0 ] && [ "$soak" = 0 ]; then
   cc -O2 -Wall -Wextra -o "$raw_bin" "$bench_dir/raw/rawbench.c"
   cbench_bin=""
   if [ -f "$repo/clients/c/include/switchboard.h" ] && [ -f "$bench_dir/cclient/build.sh" ]; then
@@ -176,6 +195,42 @@ if [ "$quick" = 1 ]; then
     exit 1
   fi
   log "quick: $lines results, harness OK"
+  exit 0
+fi
+
+# ------------------------------------------------------------------ soak (issue #12)
+# Server RSS over a long run of one-word prompts on one session (echo backend, one
+# connection, sequential, as a chat client sends them): 1,000 warm-up prompts, then
+# the settled RSS after each checkpoint. With --state-dir none and with a fresh state
+# directory (SQLite), for this tree's server and, with --soak-baseline, for another
+# binary in the same run. A server that keeps nothing per prompt stays flat: a session
+# keeps its last 100 turns, so the growth per prompt must tend to zero.
+if [ "$soak" = 1 ]; then
+  mkdir -p "$out"
+  load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+  log "soak: load average before: $load_before; checkpoints $soak_checkpoints"
+  if [ "$ncpu" -ge 2 ]; then pin=split cpin=1; else pin=same cpin=0; fi
+  servers=("current=$server_bin")
+  [ -n "$soak_baseline" ] && servers=("baseline=$soak_baseline" "${servers[@]}")
+  for entry in "${servers[@]}"; do
+    name=${entry%%=*} bin=${entry#*=}
+    for mode in none sqlite; do
+      if [ "$mode" = none ]; then state=none; else state="$work/soak-state-$name"; rm -rf "$state"; fi
+      log "soak: $name server ($bin), --state-dir $mode"
+      start_server 0 switchboard "$bin" serve --socket "$sock" --backend echo --state-dir "$state"
+      record "soak-$name" "$pin" "$mode" 1 taskset -c "$cpin" "$sbbench" soak --socket "$sock" --server-pid "$server_pid" \
+        --checkpoints "$soak_checkpoints"
+      stop_server
+      [ "$state" = none ] || rm -rf "$state"
+    done
+  done
+  load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+  mkdir -p "$out/raw"
+  cp "$jsonl" "$out/raw/soak.jsonl"
+  commit=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
+  dirty=$(git -C "$repo" status --porcelain 2>/dev/null | grep -qv '^??' && echo "+uncommitted changes" || true)
+  python3 "$bench_dir/soak_report.py" --results "$jsonl" --out "$out" --commit "$commit$dirty" \
+    --baseline "${soak_baseline:-}" --load-before "$load_before" --load-after "$load_after"
   exit 0
 fi
 

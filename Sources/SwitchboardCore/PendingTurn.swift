@@ -81,13 +81,9 @@ public final class PendingTurn: Sendable {
 
     /// Waits in the FIFO; the call's own deadline also applies while waiting.
     private func waitForSlot() async -> SlotDecision {
+        // A timer, not a sleeping task: see `DeadlineTimer`.
         let expiry = callDeadline.map { deadline in
-            Task { [session, serial] in
-                do {
-                    try await Task.sleep(until: deadline, clock: .continuous)
-                } catch {
-                    return
-                }
+            DeadlineTimer(deadline: deadline) { [session, serial] in
                 session.end(serial, with: .deadlineWhileQueued, onlyIfWaiting: true)
             }
         }
@@ -113,7 +109,7 @@ public final class PendingTurn: Sendable {
         let logger = session.logger
         logger.debug("turn started", metadata: ["turn": "\(turnID)"])
 
-        let watchdog = Task { await controller.watch() }
+        controller.startWatchdog()
         await controller.emitStarted()
         let request = TurnRequest(
             sessionID: sessionID,
@@ -135,7 +131,7 @@ public final class PendingTurn: Sendable {
         } else {
             .failure(CancellationError())
         }
-        watchdog.cancel()
+        controller.stopWatchdog()
 
         let (ended, endedByCore) = controller.complete(with: result)
         session.finishExecuting(serial, outcome: ended)

@@ -6,6 +6,8 @@
 //                                  [--settle-ms M] [--samples FILE]
 //   switchboard-bench sessions     --socket P --server-pid PID [--count N]
 //   switchboard-bench connections  --socket P --server-pid PID [--count N]
+//   switchboard-bench soak         --socket P --server-pid PID [--checkpoints 10000,50000,100000]
+//                                  [--warmup W]   (one-word prompts on one session, RSS at each)
 //   switchboard-bench startup      --socket P [--expect-sessions N] -- COMMAND ARGS...
 //                                  (spawns COMMAND, times first status answer)
 //   switchboard-bench wait         --socket P [--timeout-ms T]     (until a status call is answered)
@@ -286,6 +288,49 @@ func connections() async throws {
     ])
 }
 
+/// Server RSS over a long run of one-word prompts on one session (issue #12's leak):
+/// `warmup` prompts, a settled RSS reading, then one JSON line per checkpoint (prompts
+/// counted after the warm-up) with the settled RSS and the growth per prompt since the
+/// warm-up. Prompts are sequential on one connection, as a chat client sends them.
+func soak() async throws {
+    let checkpoints = options.string("checkpoints", "10000,50000,100000")
+        .split(separator: ",").compactMap { Int($0) }.sorted()
+    let warmup = options.int("warmup", 1_000)
+    guard let pid = Int32(options.string("server-pid", "")) else { fail("soak: --server-pid is required") }
+    guard let first = checkpoints.first, first > 0 else { fail("soak: --checkpoints needs positive counts") }
+    try await withSwitchboardClient(socketPath: socketPath) { client in
+        let session = try await client.createSession(CreateSessionRequest(settings: SessionSettings(backend: "echo")))
+        func promptOnce() async throws {
+            var chunks = 0
+            for try await event in client.prompt(sessionID: session.id, "hello") {
+                if case .output = event { chunks += 1 }
+            }
+            guard chunks == 1 else { fail("soak: expected one output chunk per prompt, got \(chunks)") }
+        }
+        for _ in 0..<warmup { try await promptOnce() }
+        let base = await settleAndMeasure(pid)
+        var done = 0
+        var promptingNanos: UInt64 = 0
+        for checkpoint in checkpoints {
+            let begin = nowNanos()
+            while done < checkpoint {
+                try await promptOnce()
+                done += 1
+            }
+            promptingNanos += nowNanos() - begin
+            let elapsed = Double(promptingNanos) / 1e9
+            let rss = await settleAndMeasure(pid)
+            emitResult("soak", [
+                "prompts": Double(done),
+                "rss_base_kib": Double(base),
+                "rss_kib": Double(rss),
+                "bytes_per_prompt": Double(rss - base) * 1024 / Double(done),
+                "prompts_per_s": Double(done) / elapsed,
+            ])
+        }
+    }
+}
+
 func raiseFileLimit() {
     var limit = rlimit()
     getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
@@ -365,9 +410,10 @@ case "stream": try await stream()
 case "busy-status": try await busyStatus()
 case "sessions": try await sessions()
 case "connections": try await connections()
+case "soak": try await soak()
 case "startup": try await startup()
 case "wait": exit(waitReady())
 default:
-    printError("usage: switchboard-bench unary|stream|busy-status|sessions|connections|startup|wait --socket PATH ...")
+    printError("usage: switchboard-bench unary|stream|busy-status|sessions|connections|soak|startup|wait --socket PATH ...")
     exit(64)
 }

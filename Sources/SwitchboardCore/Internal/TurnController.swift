@@ -30,6 +30,9 @@ final class TurnController: Sendable {
         var ending: TurnEnding?
         var backendReturned = false
         var backendTask: Task<String, any Error>?
+        /// The deadline and stall timer while the turn runs (see `startWatchdog`).
+        var watchdog: DeadlineTimer?
+        var watchdogStopped = false
     }
 
     init(
@@ -181,34 +184,55 @@ final class TurnController: Sendable {
         return (TurnOutcome(code: code, message: message, finished: finished), ending != nil)
     }
 
-    /// Sleeps until the deadline or the stall timeout, whichever comes first, and
-    /// ends the turn then. Returns early when cancelled (the backend finished).
-    func watch() async {
-        while !Task.isCancelled {
-            let now = ContinuousClock.now
-            if now >= deadline {
-                end(.deadline)
-                return
-            }
-            var wake = deadline
-            if stallTimeout > .zero {
-                if stallClockHolds.load(ordering: .relaxed) > 0 {
-                    wake = min(wake, now + stallTimeout)
-                } else {
-                    let lastProgress = startedAt + .nanoseconds(lastProgressNanoseconds.load(ordering: .relaxed))
-                    let stallAt = lastProgress + stallTimeout
-                    if now >= stallAt {
-                        end(.stalled(after: stallTimeout))
-                        return
-                    }
-                    wake = min(wake, stallAt)
+    /// Starts watching the deadline and the stall timer: checks now, then on a
+    /// ``DeadlineTimer`` at the next moment either could pass, ending the turn
+    /// when one has. ``stopWatchdog()`` (the backend returned) releases the timer
+    /// at once: a turn's watchdog must not outlive it (issue #12).
+    func startWatchdog() {
+        guard let first = checkTimers(now: .now) else { return }
+        // Armed under the lock, so a timer that fires at once finds itself stored.
+        control.withLockAnnotated { control in
+            guard !control.watchdogStopped else { return }
+            control.watchdog = DeadlineTimer(deadline: first) { [weak self] in self?.watchdogFired() }
+        }
+    }
+
+    /// Stops the watchdog for good (idempotent).
+    func stopWatchdog() {
+        let timer = control.withLockAnnotated { control in
+            control.watchdogStopped = true
+            defer { control.watchdog = nil }
+            return control.watchdog
+        }
+        timer?.cancel()
+    }
+
+    private func watchdogFired() {
+        guard let next = checkTimers(now: .now) else { return }
+        control.withLockAnnotated { $0.watchdog }?.rearm(at: next)
+    }
+
+    /// Ends the turn when its deadline or stall timeout has passed at `now` (then
+    /// returns nil); otherwise returns when to check again.
+    private func checkTimers(now: ContinuousClock.Instant) -> ContinuousClock.Instant? {
+        if now >= deadline {
+            end(.deadline)
+            return nil
+        }
+        var wake = deadline
+        if stallTimeout > .zero {
+            if stallClockHolds.load(ordering: .relaxed) > 0 {
+                wake = min(wake, now + stallTimeout)
+            } else {
+                let lastProgress = startedAt + .nanoseconds(lastProgressNanoseconds.load(ordering: .relaxed))
+                let stallAt = lastProgress + stallTimeout
+                if now >= stallAt {
+                    end(.stalled(after: stallTimeout))
+                    return nil
                 }
-            }
-            do {
-                try await Task.sleep(until: wake, tolerance: .milliseconds(1), clock: .continuous)
-            } catch {
-                return
+                wake = min(wake, stallAt)
             }
         }
+        return wake
     }
 }

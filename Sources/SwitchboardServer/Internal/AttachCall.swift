@@ -62,13 +62,10 @@ final class AttachCall: Sendable {
     private func run() async {
         let callID = self.callID
         let writer = self.writer
+        // A timer, not a sleeping task: a cancelled sleep would hold its memory
+        // until the deadline (see `DeadlineTimer`).
         let expiry = deadline.map { deadline in
-            Task { [weak self] in
-                do {
-                    try await Task.sleep(until: deadline, clock: .continuous)
-                } catch {
-                    return
-                }
+            DeadlineTimer(deadline: deadline) { [weak self] in
                 self?.cancel(code: .deadlineExceeded, message: "attach deadline exceeded")
             }
         }
