@@ -111,8 +111,16 @@ public struct ExecBackend: Backend {
     }
 
     /// The last non-empty line of `stderr`, trimmed and at most 300 characters.
+    /// A NUL becomes U+FFFD, as invalid UTF-8 does: the line goes into a status
+    /// message, a string field, where a NUL is refused (and a worker's `failed`
+    /// carrying one would be refused, leaving its turn without an end).
     static func lastLine(of stderr: [UInt8]) -> String? {
-        let text = String(decoding: stderr, as: UTF8.self)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(stderr.count)
+        for byte in stderr {
+            if byte == 0 { bytes += [0xEF, 0xBF, 0xBD] } else { bytes.append(byte) }
+        }
+        let text = String(decoding: bytes, as: UTF8.self)
         guard let line = text.split(whereSeparator: \.isNewline).last(where: { !$0.allSatisfy(\.isWhitespace) }) else {
             return nil
         }

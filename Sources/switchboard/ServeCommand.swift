@@ -226,14 +226,14 @@ struct ServeCommand: AsyncParsableCommand {
         }
 
         // Opened once the rest of the configuration is known to be good; a state
-        // directory held by another server is refused here, before binding. A
-        // directory this start creates is removed again if the start fails.
-        let createdDirectory = state.firstMissingDirectory()
+        // directory held by another server is refused here, before binding. What
+        // this start creates is removed again if binding fails (not on a refusal
+        // here: the directory may be another server's that was made meanwhile).
+        let missingDirectories = state.missingDirectories()
         let store: any SessionStore
         do {
             store = try state.openStore(logger: logger)
         } catch {
-            ServeStateOptions.removeCreatedDirectory(createdDirectory, logger: logger)
             throw CLIFailure("cannot open the state directory: \((error as? SwitchboardError)?.description ?? "\(error)")")
         }
         let registry = SessionRegistry(configuration: core, backends: backends, logger: logger, store: store)
@@ -258,11 +258,11 @@ struct ServeCommand: AsyncParsableCommand {
             try? await store.close()
         } catch let error as SwitchboardError {
             try? await store.close()
-            if service.stoppedBeforeListening { ServeStateOptions.removeCreatedDirectory(createdDirectory, logger: logger) }
+            if service.stoppedBeforeListening { ServeStateOptions.removeCreated(missingDirectories, logger: logger) }
             throw error  // the server's message already names the socket
         } catch {
             try? await store.close()
-            if service.stoppedBeforeListening { ServeStateOptions.removeCreatedDirectory(createdDirectory, logger: logger) }
+            if service.stoppedBeforeListening { ServeStateOptions.removeCreated(missingDirectories, logger: logger) }
             throw CLIFailure("cannot serve on \(socketPath): \(error)")
         }
     }

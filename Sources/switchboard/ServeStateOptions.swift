@@ -53,28 +53,35 @@ struct ServeStateOptions: ParsableArguments {
         return nil
     }
 
-    /// The outermost directory of the state directory's path that does not exist
-    /// yet (what opening the store would create), nil when it exists already or
-    /// sessions are kept in memory.
-    func firstMissingDirectory() -> String? {
-        guard let directory = resolvedDirectory() else { return nil }
-        var missing: String?
+    /// The directories of the state directory's path that do not exist yet (what
+    /// opening the store would create), outermost first; empty when it exists
+    /// already or sessions are kept in memory.
+    func missingDirectories() -> [String] {
+        guard let directory = resolvedDirectory() else { return [] }
+        var missing: [String] = []
         var path = directory
-        while !path.isEmpty, path != "/", !FileManager.default.fileExists(atPath: path) {
-            missing = path
+        while !path.isEmpty, path != "/", path != ".", !FileManager.default.fileExists(atPath: path) {
+            missing.insert(path, at: 0)
             path = (path as NSString).deletingLastPathComponent
         }
         return missing
     }
 
-    /// Removes a directory this start created (``firstMissingDirectory()``) when
-    /// the start failed before serving, so a refused start leaves nothing behind.
-    static func removeCreatedDirectory(_ directory: String?, logger: Logger) {
-        guard let directory else { return }
-        do {
-            try FileManager.default.removeItem(atPath: directory)
-        } catch {
-            logger.warning("cannot remove the state directory this start created: \(error)", metadata: ["path": "\(directory)"])
+    /// Undoes what a start that never served created in a state directory it
+    /// held (the caller ran with the store's lock, so no other server was using
+    /// it): the store's own files, then each directory the start created,
+    /// innermost first. `rmdir` leaves any directory that holds something else,
+    /// so nothing another program put there is ever removed.
+    static func removeCreated(_ directories: [String], logger: Logger) {
+        guard let stateDirectory = directories.last else { return }
+        let base = SQLiteSessionStore.databaseFileName
+        for name in [base, base + "-wal", base + "-shm", base + "-journal", "lock"] {
+            unlink(stateDirectory + "/" + name)
+        }
+        for directory in directories.reversed() where rmdir(directory) != 0 {
+            logger.warning("cannot remove the state directory this start created: \(String(cString: strerror(errno)))",
+                           metadata: ["path": "\(directory)"])
+            return
         }
     }
 

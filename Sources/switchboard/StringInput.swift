@@ -16,7 +16,7 @@ enum StringInput {
 
     /// Every command-line argument must be valid UTF-8 (argv cannot hold a NUL).
     static func checkArguments() throws(SwitchboardError) {
-        for index in 1..<Int(CommandLine.argc) {
+        for index in stride(from: 1, to: Int(CommandLine.argc), by: 1) {  // argc may be 0
             guard let argument = CommandLine.unsafeArgv[index] else { continue }
             let bytes = UnsafeRawBufferPointer(start: argument, count: strlen(argument))
             if InvalidStringField.problem(in: bytes) != nil {

@@ -3,7 +3,8 @@
 For Switchboard's per-session locking (while session A's agent runs a 3 s turn,
 status, create, get, list and a whole turn on session B finish first), for queued
 prompts, deadlines and cancellation that the agent cooperates with. A turn streams
-a chunk "tick K " every INTERVAL seconds until SECONDS have passed, then "done"
+round(SECONDS / INTERVAL) chunks "tick K ", each followed by a pause of INTERVAL
+seconds (so at least SECONDS in all), then "done"
 and stopReason `end_turn`. A `session/cancel` for the session ends the running
 turn at once with stopReason `cancelled` (after a last chunk "cancelled"), as the
 spec asks. A prompt whose text is a number overrides SECONDS for that turn.
@@ -45,18 +46,18 @@ class SleepyAgent(Agent):
         except ValueError:
             seconds = self._seconds
         cancelled = self._cancels[session_id] = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        tick = 0
+        # A fixed number of ticks, each followed by a pause of INTERVAL: the turn
+        # lasts at least SECONDS, and what it streams does not depend on how
+        # loaded the machine is.
+        ticks = max(1, round(seconds / self._interval))
 
         async def say(text: str) -> None:
             await self._conn.session_update(session_id=session_id, update=update_agent_message(text_block(text)))
 
-        while loop.time() < end:
-            tick += 1
+        for tick in range(1, ticks + 1):
             await say(f"tick {tick} ")
             try:
-                await asyncio.wait_for(cancelled.wait(), timeout=min(self._interval, max(0.0, end - loop.time())))
+                await asyncio.wait_for(cancelled.wait(), timeout=self._interval)
             except asyncio.TimeoutError:
                 continue
             await say("cancelled")

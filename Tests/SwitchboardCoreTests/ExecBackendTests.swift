@@ -86,6 +86,15 @@ struct ExecBackendTests {
         #expect(outcome.finished.chunks >= 1)
     }
 
+    /// A NUL in the status message would be refused on the wire (and a worker's
+    /// `failed` carrying it refused, its turn left without an end).
+    @Test("a NUL in the last stderr line becomes U+FFFD in the message")
+    func nulInStderr() async throws {
+        let (outcome, _) = try await run(harness(["sh", "-c", "printf 'bad\\000line\\n' >&2; exit 2"]), "")
+        #expect(outcome.code == .unknown)
+        #expect(outcome.message == "command exited with status 2: bad\u{FFFD}line")
+    }
+
     @Test("only the last 4 KiB of a long stderr are kept")
     func longStderr() async throws {
         let (outcome, _) = try await run(

@@ -510,7 +510,7 @@ final class BatchWriter: Sendable {
             }
         } catch {
             let message = Self.describe(error)
-            let (waiters, tickets, producers, first) = state.withLockAnnotated { state in
+            let (waiters, tickets, producers, first, current) = state.withLockAnnotated { state in
                 var kept: [PendingOperation] = []
                 var failedTickets: [CheckedContinuation<Void, any Error>] = []
                 for operation in state.inFlight {
@@ -532,14 +532,15 @@ final class BatchWriter: Sendable {
                 let failed = state.flushWaiters.filter { $0.target <= limit }.map(\.continuation)
                 state.flushWaiters.removeAll { $0.target <= limit }
                 let first = state.writeFailure == nil
-                if first { state.writeFailure = StoreWriteFailure(message: message, sinceMs: EpochMilliseconds.now()) }
+                let current = state.writeFailure ?? StoreWriteFailure(message: message, sinceMs: EpochMilliseconds.now())
+                state.writeFailure = current
                 // A probe comes only after a pause (the batch, if any, is retried sooner).
                 state.nextProbeNs = DispatchTime.now().uptimeNanoseconds + UInt64(Self.retryIntervalMaxMs) * 1_000_000
                 // Producers waiting for room would wait for a disk that may not
                 // come back: they are told now (their turns end UNAVAILABLE).
                 let producers = Array(state.roomWaiters.values)
                 state.roomWaiters = [:]
-                return (failed, failedTickets, producers, first)
+                return (failed, failedTickets, producers, first, current)
             }
             if first {
                 logger.error("session store: writing a batch of \(batch.count) operations failed: \(error); new sessions and prompts are refused until a retry succeeds")
@@ -549,9 +550,7 @@ final class BatchWriter: Sendable {
             let failure = SwitchboardError(code: .unavailable, message: "the session store could not write to its database: \(message)", cause: error)
             for waiter in waiters { waiter.resume(throwing: failure) }
             for ticket in tickets { ticket.resume(throwing: failure) }
-            if let current = self.writeFailure {
-                for producer in producers { producer.resume(throwing: Self.noRoomError(current)) }
-            }
+            for producer in producers { producer.resume(throwing: Self.noRoomError(current)) }
             return false
         }
         let (waiters, tickets, room, recovered) = state.withLockAnnotated { state in
@@ -602,10 +601,41 @@ final class BatchWriter: Sendable {
         }
     }
 
-    /// While the database refuses writes and nothing waits to be retried: one
-    /// small write transaction (rewriting the schema's `user_version`, a page
-    /// into the WAL); success clears ``writeFailure``.
+    /// Free space a probe must find before it calls the store writable again. A
+    /// one-page write alone can succeed on a full disk (a reset WAL is reused in
+    /// place), which would flip health back to SERVING until the next real batch
+    /// fails; so the probe first reserves this much in a scratch file.
+    static let probeReserveBytes = 256 * 1024
+
+    /// Whether the database's file system has ``probeReserveBytes`` free: a
+    /// scratch file next to the database is given that much (`posix_fallocate`),
+    /// then removed. A file system without fallocate is given the benefit of
+    /// the doubt (the write that follows still has to succeed).
+    private func diskHasRoom() -> Bool {
+        let path = pool.path + "-probe"
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return false }
+        defer {
+            Glibc.close(fd)
+            unlink(path)
+        }
+        let result = posix_fallocate(fd, 0, off_t(Self.probeReserveBytes))
+        return result == 0 || result == EOPNOTSUPP || result == EINVAL
+    }
+
+    /// While the database refuses writes and nothing waits to be retried: room
+    /// on the disk (``diskHasRoom()``), then one small write transaction
+    /// (rewriting the schema's `user_version`, a page into the WAL); success
+    /// clears ``writeFailure``.
     private func probe() {
+        guard diskHasRoom() else {
+            logger.debug("session store: probe found less than \(Self.probeReserveBytes) bytes free")
+            state.withLockAnnotated { state in
+                state.nextProbeNs = DispatchTime.now().uptimeNanoseconds
+                    + UInt64(Self.retryIntervalMaxMs) * 1_000_000
+            }
+            return
+        }
         do {
             try pool.writeWithoutTransaction { db in
                 try db.inTransaction {
