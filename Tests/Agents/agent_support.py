@@ -75,6 +75,23 @@ def base_arguments(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+class MinimalAgent(Agent):
+    """What every test agent does the same way: keeps its connection to the
+    client, answers `initialize` with the client's protocol version, and gives
+    each `session/new` a fresh id. Subclasses add their prompt behaviour."""
+
+    _conn: Client
+
+    def on_connect(self, conn: Client) -> None:
+        self._conn = conn
+
+    async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
+        return InitializeResponse(protocol_version=protocol_version)
+
+    async def new_session(self, cwd: str, **kwargs: Any) -> NewSessionResponse:
+        return NewSessionResponse(session_id=uuid4().hex)
+
+
 class CountingAgent(Agent):
     """Answers each prompt with the number of prompts its ACP session has seen: 1, 2, 3...
 

@@ -29,8 +29,6 @@ from typing import Any
 from uuid import uuid4
 
 from acp import (
-    Agent,
-    InitializeResponse,
     NewSessionResponse,
     PromptResponse,
     plan_entry,
@@ -42,26 +40,17 @@ from acp import (
     update_plan,
     update_tool_call,
 )
-from acp.interfaces import Client
 from acp.schema import Cost, UsageUpdate
 
-from agent_support import prompt_text, serve
+from agent_support import MinimalAgent, prompt_text, serve
 
 UNKNOWN_KIND = "switchboard_test_future_kind"
 
 
-class EventsAgent(Agent):
-    _conn: Client
-
+class EventsAgent(MinimalAgent):
     def __init__(self, stop_reason: str) -> None:
         self._stop_reason = stop_reason
         self._turns: dict[str, int] = {}
-
-    def on_connect(self, conn: Client) -> None:
-        self._conn = conn
-
-    async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
-        return InitializeResponse(protocol_version=protocol_version)
 
     async def new_session(self, cwd: str, **kwargs: Any) -> NewSessionResponse:
         session_id = uuid4().hex

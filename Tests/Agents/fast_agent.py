@@ -12,26 +12,13 @@ Usage: .venv-acp/bin/python Tests/Agents/fast_agent.py
 """
 
 from typing import Any
-from uuid import uuid4
 
-from acp import Agent, InitializeResponse, NewSessionResponse, PromptResponse
-from acp.interfaces import Client
+from acp import PromptResponse
 
-from agent_support import prompt_text, serve
+from agent_support import MinimalAgent, prompt_text, serve
 
 
-class FastAgent(Agent):
-    _conn: Client
-
-    def on_connect(self, conn: Client) -> None:
-        self._conn = conn
-
-    async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
-        return InitializeResponse(protocol_version=protocol_version)
-
-    async def new_session(self, cwd: str, **kwargs: Any) -> NewSessionResponse:
-        return NewSessionResponse(session_id=uuid4().hex)
-
+class FastAgent(MinimalAgent):
     async def prompt(self, session_id: str, prompt: list[Any], **kwargs: Any) -> PromptResponse:
         try:
             count = max(0, int(prompt_text(prompt).strip()))

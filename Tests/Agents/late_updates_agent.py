@@ -25,8 +25,6 @@ from typing import Any
 from uuid import uuid4
 
 from acp import (
-    Agent,
-    InitializeResponse,
     NewSessionResponse,
     PromptResponse,
     run_agent,
@@ -36,25 +34,16 @@ from acp import (
     update_tool_call,
 )
 from acp.connection import StreamDirection, StreamEvent
-from acp.interfaces import Client
 
-from agent_support import log
+from agent_support import MinimalAgent, log
 
 
-class LateUpdatesAgent(Agent):
-    _conn: Client
-
+class LateUpdatesAgent(MinimalAgent):
     def __init__(self, delay: float) -> None:
         self._delay = delay
         self._turns: dict[str, int] = {}
         # JSON-RPC id of a running session/prompt -> (session id, turn number)
         self._prompts: dict[Any, tuple[str, int]] = {}
-
-    def on_connect(self, conn: Client) -> None:
-        self._conn = conn
-
-    async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
-        return InitializeResponse(protocol_version=protocol_version)
 
     async def new_session(self, cwd: str, **kwargs: Any) -> NewSessionResponse:
         session_id = uuid4().hex

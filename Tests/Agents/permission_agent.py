@@ -24,8 +24,6 @@ from typing import Any
 from uuid import uuid4
 
 from acp import (
-    Agent,
-    InitializeResponse,
     NewSessionResponse,
     PromptResponse,
     start_tool_call,
@@ -33,10 +31,9 @@ from acp import (
     update_agent_message,
     update_tool_call,
 )
-from acp.interfaces import Client
 from acp.schema import AllowedOutcome, PermissionOption, ToolCallUpdate
 
-from agent_support import serve
+from agent_support import MinimalAgent, serve
 
 OPTIONS = [
     PermissionOption(option_id="allow-once", name="Allow once", kind="allow_once"),
@@ -46,17 +43,9 @@ OPTIONS = [
 ]
 
 
-class PermissionAgent(Agent):
-    _conn: Client
-
+class PermissionAgent(MinimalAgent):
     def __init__(self) -> None:
         self._turns: dict[str, int] = {}
-
-    def on_connect(self, conn: Client) -> None:
-        self._conn = conn
-
-    async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
-        return InitializeResponse(protocol_version=protocol_version)
 
     async def new_session(self, cwd: str, **kwargs: Any) -> NewSessionResponse:
         session_id = uuid4().hex

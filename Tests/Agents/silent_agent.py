@@ -19,29 +19,16 @@ import asyncio
 import signal
 import subprocess
 from typing import Any
-from uuid import uuid4
 
-from acp import Agent, InitializeResponse, NewSessionResponse, PromptResponse
-from acp.interfaces import Client
+from acp import PromptResponse
 
-from agent_support import log, serve
+from agent_support import MinimalAgent, log, serve
 
 
-class SilentAgent(Agent):
-    _conn: Client
-
+class SilentAgent(MinimalAgent):
     def __init__(self, spawn_child: bool) -> None:
         self._spawn_child = spawn_child
         self._children: list[subprocess.Popen[bytes]] = []
-
-    def on_connect(self, conn: Client) -> None:
-        self._conn = conn
-
-    async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
-        return InitializeResponse(protocol_version=protocol_version)
-
-    async def new_session(self, cwd: str, **kwargs: Any) -> NewSessionResponse:
-        return NewSessionResponse(session_id=uuid4().hex)
 
     async def prompt(self, session_id: str, prompt: list[Any], **kwargs: Any) -> PromptResponse:
         if self._spawn_child:

@@ -15,30 +15,17 @@ Usage: .venv-acp/bin/python Tests/Agents/sleepy_agent.py [--seconds 3] [--interv
 import argparse
 import asyncio
 from typing import Any
-from uuid import uuid4
 
-from acp import Agent, InitializeResponse, NewSessionResponse, PromptResponse, text_block, update_agent_message
-from acp.interfaces import Client
+from acp import PromptResponse, text_block, update_agent_message
 
-from agent_support import prompt_text, serve
+from agent_support import MinimalAgent, prompt_text, serve
 
 
-class SleepyAgent(Agent):
-    _conn: Client
-
+class SleepyAgent(MinimalAgent):
     def __init__(self, seconds: float, interval: float) -> None:
         self._seconds = seconds
         self._interval = interval
         self._cancels: dict[str, asyncio.Event] = {}
-
-    def on_connect(self, conn: Client) -> None:
-        self._conn = conn
-
-    async def initialize(self, protocol_version: int, **kwargs: Any) -> InitializeResponse:
-        return InitializeResponse(protocol_version=protocol_version)
-
-    async def new_session(self, cwd: str, **kwargs: Any) -> NewSessionResponse:
-        return NewSessionResponse(session_id=uuid4().hex)
 
     async def prompt(self, session_id: str, prompt: list[Any], **kwargs: Any) -> PromptResponse:
         try:

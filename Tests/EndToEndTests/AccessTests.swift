@@ -205,131 +205,94 @@ extension EndToEnd {
         /// {"welcome", "refused", "refusal_messages", "other", ...} and keeps the
         /// admitted ones open HOLD seconds. `slowloris SOCKET N _`: N connections
         /// each send a partial Hello and nothing more; prints how they were closed.
-        static let floodScript = #"""
-            import json, resource, selectors, socket, struct, sys, time
+        static let floodScript = PythonWire.script(
+            imports: #"""
+                import json, resource, selectors, socket, struct, sys, time
 
-            mode, path, count, hold = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            if soft < count + 64:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 64), hard))
+                mode, path, count, hold = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+                soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+                if soft < count + 64:
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, count + 64), hard))
 
-            def varint(n):
-                out = bytearray()
-                while True:
-                    b = n & 0x7F
-                    n >>= 7
-                    out.append(b | (0x80 if n else 0))
-                    if not n:
-                        return bytes(out)
+                """#,
+            body: #"""
 
-            def field(num, data):
-                return varint(num << 3 | 2) + varint(len(data)) + data
+                hello_body = field(2, number(1, 1) + number(2, 1) + field(3, mode.encode()))
+                hello = struct.pack(">I", len(hello_body)) + hello_body
 
-            def number(num, value):
-                return varint(num << 3) + varint(value)
+                def first_frame(buffer):
+                    if len(buffer) < 4: return None
+                    (length,) = struct.unpack(">I", buffer[:4])
+                    if len(buffer) < 4 + length: return None
+                    return parse(buffer[4:4 + length])
 
-            def parse(body):
-                fields, i = {}, 0
-                while i < len(body):
-                    key, shift = 0, 0
-                    while True:
-                        b = body[i]; i += 1
-                        key |= (b & 0x7F) << shift; shift += 7
-                        if not b & 0x80: break
-                    num, wire = key >> 3, key & 7
-                    if wire == 0:
-                        value, shift = 0, 0
-                        while True:
-                            b = body[i]; i += 1
-                            value |= (b & 0x7F) << shift; shift += 7
-                            if not b & 0x80: break
-                    elif wire == 2:
-                        length, shift = 0, 0
-                        while True:
-                            b = body[i]; i += 1
-                            length |= (b & 0x7F) << shift; shift += 7
-                            if not b & 0x80: break
-                        value = body[i:i + length]; i += length
-                    else:
-                        raise ValueError("wire type %d" % wire)
-                    fields[num] = value
-                return fields
-
-            hello_body = field(2, number(1, 1) + number(2, 1) + field(3, mode.encode()))
-            hello = struct.pack(">I", len(hello_body)) + hello_body
-
-            def first_frame(buffer):
-                if len(buffer) < 4: return None
-                (length,) = struct.unpack(">I", buffer[:4])
-                if len(buffer) < 4 + length: return None
-                return parse(buffer[4:4 + length])
-
-            socks, started = [], time.monotonic()
-            report = {"welcome": 0, "refused": 0, "refusal_messages": [], "other": 0, "other_answers": [],
-                      "connect_errors": 0, "closed_with_goaway": 0, "goaway_messages": [], "still_open": 0}
-            for _ in range(count):
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.setblocking(True)  # a full accept backlog then waits instead of failing with EAGAIN
-                try:
-                    s.connect(path)
-                    s.sendall(hello if mode == "flood" else hello[:len(hello) - 3])
-                except BrokenPipeError:
-                    pass  # refused already: its GoAway is still there to read
-                except OSError as error:
-                    report["connect_errors"] += 1
-                    report["other_answers"].append("connect: %s" % error)
-                    s.close()
-                    continue
-                s.setblocking(False)
-                socks.append(s)
-
-            selector = selectors.DefaultSelector()
-            buffers = {}
-            for s in socks:
-                selector.register(s, selectors.EVENT_READ)
-                buffers[s] = b""
-            pending = set(socks)
-            deadline = time.monotonic() + 25
-            while pending and time.monotonic() < deadline:
-                for key, _ in selector.select(timeout=0.5):
-                    s = key.fileobj
+                socks, started = [], time.monotonic()
+                report = {"welcome": 0, "refused": 0, "refusal_messages": [], "other": 0, "other_answers": [],
+                          "connect_errors": 0, "closed_with_goaway": 0, "goaway_messages": [], "still_open": 0}
+                for _ in range(count):
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.setblocking(True)  # a full accept backlog then waits instead of failing with EAGAIN
                     try:
-                        data = s.recv(65536)
-                    except (ConnectionResetError, BlockingIOError):
-                        data = b""
-                    buffers[s] += data
-                    frame = first_frame(buffers[s])
-                    if frame is None and data:
+                        s.connect(path)
+                        s.sendall(hello if mode == "flood" else hello[:len(hello) - 3])
+                    except BrokenPipeError:
+                        pass  # refused already: its GoAway is still there to read
+                    except OSError as error:
+                        report["connect_errors"] += 1
+                        report["other_answers"].append("connect: %s" % error)
+                        s.close()
                         continue
-                    selector.unregister(s)
-                    pending.discard(s)
-                    if frame is None:
-                        report["other"] += 1
-                        report["other_answers"].append("closed without a frame")
-                    elif 3 in frame:
-                        report["welcome"] += 1
-                    elif 11 in frame:
-                        goaway = parse(frame[11])
-                        code, message = goaway.get(2, 0), goaway.get(3, b"").decode()
-                        if mode == "slowloris":
-                            report["closed_with_goaway"] += 1
-                            if message not in report["goaway_messages"]: report["goaway_messages"].append(message)
-                        elif code == 8:
-                            report["refused"] += 1
-                            if message not in report["refusal_messages"]: report["refusal_messages"].append(message)
+                    s.setblocking(False)
+                    socks.append(s)
+
+                selector = selectors.DefaultSelector()
+                buffers = {}
+                for s in socks:
+                    selector.register(s, selectors.EVENT_READ)
+                    buffers[s] = b""
+                pending = set(socks)
+                deadline = time.monotonic() + 25
+                while pending and time.monotonic() < deadline:
+                    for key, _ in selector.select(timeout=0.5):
+                        s = key.fileobj
+                        try:
+                            data = s.recv(65536)
+                        except (ConnectionResetError, BlockingIOError):
+                            data = b""
+                        buffers[s] += data
+                        frame = first_frame(buffers[s])
+                        if frame is None and data:
+                            continue
+                        selector.unregister(s)
+                        pending.discard(s)
+                        if frame is None:
+                            report["other"] += 1
+                            report["other_answers"].append("closed without a frame")
+                        elif 3 in frame:
+                            report["welcome"] += 1
+                        elif 11 in frame:
+                            goaway = parse(frame[11])
+                            code, message = goaway.get(2, 0), goaway.get(3, b"").decode()
+                            if mode == "slowloris":
+                                report["closed_with_goaway"] += 1
+                                if message not in report["goaway_messages"]: report["goaway_messages"].append(message)
+                            elif code == 8:
+                                report["refused"] += 1
+                                if message not in report["refusal_messages"]: report["refusal_messages"].append(message)
+                            else:
+                                report["other"] += 1
+                                report["other_answers"].append("GoAway %d %s" % (code, message))
                         else:
                             report["other"] += 1
-                            report["other_answers"].append("GoAway %d %s" % (code, message))
-                    else:
-                        report["other"] += 1
-                        report["other_answers"].append("frame %s" % sorted(frame))
-            report["still_open"] = len(pending)
-            report["seconds"] = round(time.monotonic() - started, 2)
-            report["other_answers"] = report["other_answers"][:10]
-            print(json.dumps(report), flush=True)
-            time.sleep(hold)
-            for s in socks: s.close()
-            """#
+                            report["other_answers"].append("frame %s" % sorted(frame))
+                report["still_open"] = len(pending)
+                report["seconds"] = round(time.monotonic() - started, 2)
+                report["other_answers"] = report["other_answers"][:10]
+                print(json.dumps(report), flush=True)
+                time.sleep(hold)
+                for s in socks: s.close()
+                """#
+        )
     }
 }
 

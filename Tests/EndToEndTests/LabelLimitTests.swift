@@ -102,95 +102,64 @@ extension EndToEnd {
         /// issue's), printing the call's end {"code", "message"}. `fill SOCKET N`:
         /// N sessions u-0000… with 64 labels each at the longest key and value the
         /// rules allow; prints {"created", "failures", "bytes_sent"}.
-        static let script = #"""
-            import json, socket, struct, sys
+        static let script = PythonWire.script(
+            imports: #"""
+                import json, socket, struct, sys
 
-            def varint(n):
-                out = bytearray()
-                while True:
-                    b = n & 0x7F
-                    n >>= 7
-                    out.append(b | (0x80 if n else 0))
-                    if not n:
-                        return bytes(out)
+                """#,
+            body: #"""
 
-            def field(num, data):
-                return varint(num << 3 | 2) + varint(len(data)) + data
+                def send(s, body):
+                    s.sendall(struct.pack(">I", len(body)) + body)
 
-            def number(num, value):
-                return varint(num << 3) + varint(value)
+                def receive(s):
+                    def exactly(n):
+                        data = b""
+                        while len(data) < n:
+                            chunk = s.recv(n - len(data))
+                            if not chunk: raise EOFError("closed by the server")
+                            data += chunk
+                        return data
+                    (length,) = struct.unpack(">I", exactly(4))
+                    return parse(exactly(length))
 
-            def parse(body):
-                fields, i = {}, 0
-                while i < len(body):
-                    key, shift = 0, 0
+                def connect(path):
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.connect(path)
+                    send(s, field(2, number(1, 1) + number(2, 1) + field(3, b"labels-test")))
+                    if 3 not in receive(s): raise RuntimeError("no Welcome")
+                    return s
+
+                def create(s, call_id, session_id, labels):
+                    request = field(1, session_id.encode())
+                    for key, value in labels:
+                        request += field(2, field(1, key.encode()) + field(2, value.encode()))
+                    start = field(1, b"/switchboard.v1.Sessions/CreateSession") + field(4, field(1, request)) + number(5, 1)
+                    body = number(1, call_id) + field(4, start)
+                    send(s, body)
                     while True:
-                        b = body[i]; i += 1
-                        key |= (b & 0x7F) << shift; shift += 7
-                        if not b & 0x80: break
-                    num, wire = key >> 3, key & 7
-                    value, shift = 0, 0
-                    while True:
-                        b = body[i]; i += 1
-                        value |= (b & 0x7F) << shift; shift += 7
-                        if not b & 0x80: break
-                    if wire == 2:
-                        value, i = body[i:i + value], i + value
-                    elif wire != 0:
-                        raise ValueError("wire type %d" % wire)
-                    fields[num] = value
-                return fields
+                        frame = receive(s)
+                        if frame.get(1) == call_id and 8 in frame:
+                            end = parse(frame[8])
+                            return end.get(1, 0), end.get(2, b"").decode(), len(body)
 
-            def send(s, body):
-                s.sendall(struct.pack(">I", len(body)) + body)
-
-            def receive(s):
-                def exactly(n):
-                    data = b""
-                    while len(data) < n:
-                        chunk = s.recv(n - len(data))
-                        if not chunk: raise EOFError("closed by the server")
-                        data += chunk
-                    return data
-                (length,) = struct.unpack(">I", exactly(4))
-                return parse(exactly(length))
-
-            def connect(path):
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.connect(path)
-                send(s, field(2, number(1, 1) + number(2, 1) + field(3, b"labels-test")))
-                if 3 not in receive(s): raise RuntimeError("no Welcome")
-                return s
-
-            def create(s, call_id, session_id, labels):
-                request = field(1, session_id.encode())
-                for key, value in labels:
-                    request += field(2, field(1, key.encode()) + field(2, value.encode()))
-                start = field(1, b"/switchboard.v1.Sessions/CreateSession") + field(4, field(1, request)) + number(5, 1)
-                body = number(1, call_id) + field(4, start)
-                send(s, body)
-                while True:
-                    frame = receive(s)
-                    if frame.get(1) == call_id and 8 in frame:
-                        end = parse(frame[8])
-                        return end.get(1, 0), end.get(2, b"").decode(), len(body)
-
-            mode, path = sys.argv[1], sys.argv[2]
-            s = connect(path)
-            if mode == "attack":
-                code, message, _ = create(s, 1, "attack", [("k%d" % i, "x" * 100000) for i in range(14)])
-                print(json.dumps({"code": code, "message": message}))
-            else:
-                count = int(sys.argv[3])
-                prefix = ".".join(["p" * 62] * 4) + ".a"
-                created, failures, sent = 0, [], 0
-                for n in range(count):
-                    labels = [("%s/%s" % (prefix, ("n%d-%d-" % (n, i) + "n" * 63)[:62] + "z"), "v" * 63) for i in range(64)]
-                    code, message, size = create(s, n + 1, "u-%04d" % n, labels)
-                    sent += size
-                    if code == 0: created += 1
-                    elif len(failures) < 5: failures.append("%d %s" % (code, message))
-                print(json.dumps({"created": created, "failures": failures, "bytes_sent": sent}))
-            """#
+                mode, path = sys.argv[1], sys.argv[2]
+                s = connect(path)
+                if mode == "attack":
+                    code, message, _ = create(s, 1, "attack", [("k%d" % i, "x" * 100000) for i in range(14)])
+                    print(json.dumps({"code": code, "message": message}))
+                else:
+                    count = int(sys.argv[3])
+                    prefix = ".".join(["p" * 62] * 4) + ".a"
+                    created, failures, sent = 0, [], 0
+                    for n in range(count):
+                        labels = [("%s/%s" % (prefix, ("n%d-%d-" % (n, i) + "n" * 63)[:62] + "z"), "v" * 63) for i in range(64)]
+                        code, message, size = create(s, n + 1, "u-%04d" % n, labels)
+                        sent += size
+                        if code == 0: created += 1
+                        elif len(failures) < 5: failures.append("%d %s" % (code, message))
+                    print(json.dumps({"created": created, "failures": failures, "bytes_sent": sent}))
+                """#
+        )
     }
 }
