@@ -70,6 +70,11 @@ public protocol SessionStore: Sendable {
     /// when that could not be done (UNAVAILABLE: the disk refused the write;
     /// the store keeps the records and retries, but cannot promise them).
     func flush() async throws
+    /// Returns once the records of one turn are durable: at once when none of
+    /// them waits to be written, else like ``flush()``. What an Attach to a
+    /// finished turn awaits, so that replaying a turn committed long ago is
+    /// answered OK even while the disk refuses writes.
+    func flush(sessionID: String, turnID: String) async throws
     /// Why the store cannot write now (a full disk), since when; nil while it
     /// writes normally. Cleared by the store itself once a write succeeds again.
     var writeFailure: StoreWriteFailure? { get }
@@ -78,6 +83,11 @@ public protocol SessionStore: Sendable {
 }
 
 extension SessionStore {
+    /// Stores that cannot tell one turn's records apart flush everything.
+    public func flush(sessionID: String, turnID: String) async throws {
+        try await flush()
+    }
+
     /// A store that keeps everything in memory without a writer to wait for
     /// (``InMemorySessionStore``, test stores) always has room.
     public func waitForRoom() async {}

@@ -72,7 +72,7 @@ public final class TurnAttachment: Sendable {
             if let ended = now.outcome {
                 // Like the prompt's caller, an attacher is told OK only once the
                 // turn is durable.
-                let outcome = await store.confirmingDurability(of: ended)
+                let outcome = await store.confirmingDurability(of: ended, turn: (sessionID, log.turnID))
                 try await send(.finished(outcome.finished), sink)
                 return outcome
             }
@@ -87,7 +87,7 @@ public final class TurnAttachment: Sendable {
         try await send(.attached(TurnAttached(turnID: summary.turnID, state: .finished, lastSequence: summary.chunks)), sink)
         // A turn that just ended may not be durable yet (or at all, while the
         // store cannot write): OK only once it is.
-        let outcome = await store.confirmingDurability(of: Self.outcome(of: summary))
+        let outcome = await store.confirmingDurability(of: Self.outcome(of: summary), turn: (sessionID, summary.turnID))
         if afterSequence < summary.chunks {
             do throws(SwitchboardError) {
                 _ = try await replay(turnID: summary.turnID, after: afterSequence, through: summary.chunks, sink: sink)

@@ -191,6 +191,14 @@ public final class SQLiteSessionStore: SessionStore {
         try await writer.flush()
     }
 
+    /// At once when none of the turn's records waits to be written (a turn
+    /// committed long ago, even while the disk is full), else ``flush()``.
+    public func flush(sessionID: String, turnID: String) async throws {
+        try checkOpen()
+        guard writer.hasPending(sessionID: sessionID, turnID: turnID) else { return }
+        try await writer.flush()
+    }
+
     /// Test seam, at the SQLite layer: caps the database at its current size
     /// plus `extraPages` pages (`PRAGMA max_page_count` on the writer's
     /// connection), so that a write that needs more fails with SQLITE_FULL,

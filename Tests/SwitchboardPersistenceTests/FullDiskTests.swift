@@ -121,18 +121,27 @@ struct FullDiskTests {
             store: store
         )
         _ = try await registry.createSession(CreateSessionRequest(sessionID: "s"), ownerUID: 0, ownerIsAdmin: true)
-        func prompt(_ text: String) async throws -> TurnOutcome {
+        func submit(_ text: String) async throws -> (turnID: String, outcome: TurnOutcome) {
             let turn = try registry.submitPrompt(PromptRequest(sessionID: "s", prompt: text), deadline: nil, caller: .server)
-            return await turn.run { _ in }
+            return (turn.turnID, await turn.run { _ in })
+        }
+        func prompt(_ text: String) async throws -> TurnOutcome { try await submit(text).outcome }
+        func attach(_ turnID: String) async throws -> TurnOutcome {
+            try await registry.attach(AttachRequest(sessionID: "s", turnID: turnID), caller: .server).run { _ in }
         }
         let words = { (tag: String, count: Int) in (1...count).map { "\(tag)\($0)-" + String(repeating: "x", count: 200) }.joined(separator: " ") }
 
         let kept = words("kept", 20)
-        #expect(try await prompt(kept).code == .ok)
+        let (keptID, keptOutcome) = try await submit(kept)
+        #expect(keptOutcome.code == .ok)
 
         try await store.limitDatabaseGrowth(extraPages: 0)
-        let lost = try await prompt(words("lost", 4000))  // about 800 KiB of output
+        let (lostID, lost) = try await submit(words("lost", 4000))  // about 800 KiB of output
         #expect(lost.code == .unavailable)
+        // While the store cannot write, an Attach replays the turn committed
+        // before as OK; the one that could not be stored stays UNAVAILABLE.
+        #expect(try await attach(keptID).code == .ok)
+        #expect(try await attach(lostID).code == .unavailable)
         #expect(lost.message.hasPrefix("the turn could not be stored:"), "\(lost.message)")
         #expect(lost.message.contains("database or disk is full"), "\(lost.message)")
         var refused: SwitchboardError?

@@ -7,10 +7,16 @@ extension SessionStore {
     /// cannot make it durable, UNAVAILABLE "the turn could not be stored: …"
     /// (the turn ran; the store keeps its records and retries them, but cannot
     /// promise them). Other endings are returned as they are, without waiting.
-    func confirmingDurability(of outcome: TurnOutcome) async -> TurnOutcome {
+    ///
+    /// With `turn` (an Attach), only that turn's records are waited for.
+    func confirmingDurability(of outcome: TurnOutcome, turn: (sessionID: String, turnID: String)? = nil) async -> TurnOutcome {
         guard outcome.code == .ok else { return outcome }
         do {
-            try await flush()
+            if let turn {
+                try await flush(sessionID: turn.sessionID, turnID: turn.turnID)
+            } else {
+                try await flush()
+            }
             return outcome
         } catch {
             var unstored = outcome

@@ -401,6 +401,17 @@ final class BatchWriter: Sendable {
         }
     }
 
+    /// Whether any record of the turn still waits to be committed (being
+    /// written or collected).
+    func hasPending(sessionID: String, turnID: String) -> Bool {
+        state.withLockAnnotated { state in
+            let matches = { (operation: PendingOperation) in
+                operation.sessionID == sessionID && operation.turnID == turnID
+            }
+            return state.inFlight.contains(where: matches) || state.pending.contains(where: matches)
+        }
+    }
+
     // MARK: - The writer thread
 
     private enum Step {

@@ -31,6 +31,15 @@ enum PendingOperation: Sendable {
         }
     }
 
+    /// The turn this operation records, nil for session-wide ones.
+    var turnID: String? {
+        switch self {
+        case .accepted(let turn, _): turn.turnID
+        case .started(let key, _, _), .output(let key, _, _), .finished(let key, _, _): key.turnID
+        case .createSession, .deleteSession, .activity: nil
+        }
+    }
+
     /// Needs a FULL-synchronous commit (create and delete are durable on return).
     var ticket: UInt64? {
         switch self {
