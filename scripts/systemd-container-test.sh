@@ -19,7 +19,8 @@
 # `swift` on PATH) and the binary are bound read-only.
 #
 # Skipped, with the reason printed, only where the machine cannot run a container:
-# not root, or systemd-nspawn cannot start a process in a container at all.
+# neither root nor password-less sudo, or systemd-nspawn cannot start a process in
+# a container at all.
 # Everything after that is a failure. Usage: scripts/systemd-container-test.sh [BINARY]
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -72,7 +73,7 @@ if [[ ! -f $rootfs/.complete ]]; then
   mv "$rootfs.partial" "$rootfs"
   say "container root built in $((SECONDS - started)) s"
 fi
-flock -u 9
+flock -s 9  # shared while this run uses the root: a rebuild for other packages waits
 
 # --- Boot systemd as PID 1 ------------------------------------------------------
 # --volatile=overlay: the cached root is the lower layer of an overlay whose upper
