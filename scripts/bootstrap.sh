@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing Switchboard needs on a Debian machine, when
 # missing: libprotobuf-c (library + headers), protoc-c (to check the generated
-# code), pkg-config; for the C and Python clients: protoc (protobuf-compiler),
-# make, a C compiler, python3 with the protobuf and pytest packages. Swift itself
-# is expected on PATH. The ACP test agents (Tests/Agents) get the official ACP
+# code), pkg-config; systemd-container and debootstrap (the container test of
+# scripts/systemd-container-test.sh); for the C and Python clients: protoc
+# (protobuf-compiler), make, a C compiler, python3 with the protobuf and pytest
+# packages. Swift itself is expected on PATH. The ACP test agents (Tests/Agents) get the official ACP
 # Python SDK and pytest in a virtual environment of their own, .venv-acp/ at the
 # repository root (gitignored), plus the SDK's examples/echo_agent.py taken
 # unchanged from its sdist into .venv-acp/examples/.
@@ -19,6 +20,9 @@ command -v setpriv >/dev/null || missing+=(util-linux)
 pkg-config --exists sqlite3 2>/dev/null || missing+=(libsqlite3-dev)
 # The systemd tests run the real systemd-socket-activate and systemd-analyze.
 { command -v systemd-socket-activate && command -v systemd-analyze; } >/dev/null || missing+=(systemd)
+# scripts/systemd-container-test.sh boots systemd in a container built with debootstrap.
+command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 # The C and Python clients (clients/c, clients/python) and the conformance suite:
 command -v protoc >/dev/null || missing+=(protobuf-compiler)  # clients/python/generate.sh
 command -v make >/dev/null || missing+=(make)

@@ -3,7 +3,9 @@
 #   1. installs what is missing (scripts/bootstrap.sh)
 #   2. checks the committed protoc-c output against a fresh regeneration
 #   3. builds everything and fails on any compiler warning in our code
-#   4. runs the whole test suite (unit, socket, end-to-end process tests), the C
+#   4. runs the whole test suite (unit, socket, end-to-end process tests), the
+#      systemd units under a real systemd in a container (about a minute; a
+#      first run also builds the container's root, 1-3 minutes), the C
 #      client's tests (ASan + UBSan), the Python client's tests, the ACP test
 #      agents' own tests (Tests/Agents, on the ACP Python SDK), and the
 #      conformance suite with every client (conformance/run.sh)
@@ -35,6 +37,9 @@ swift test --skip-build
 
 # The clients and the conformance suite run against the debug server just built.
 switchboard_bin="$(swift build --show-bin-path)/switchboard"
+
+step "the units under systemd 252 as PID 1 of a container (scripts/systemd-container-test.sh)"
+scripts/systemd-container-test.sh "$switchboard_bin"
 
 step "C client tests under AddressSanitizer + UBSan (make -C clients/c test)"
 make -C clients/c test SWITCHBOARD_BIN="$switchboard_bin"
