@@ -606,8 +606,11 @@ final class ConnectionHandler: ChannelInboundHandler {
                 flushIfNeeded()
             }
         case .close:
+            // Before the Welcome a GoAway refuses the connection, and its code is
+            // what the client reports as the connect error: UNAVAILABLE, as for a
+            // connection accepted during the drain, never OK.
             handshakeTimer?.cancel()
-            write(Frame(kind: .goAway(GoAway(lastCallID: 0, code: .ok, message: "server is shutting down"))))
+            write(Frame(kind: .goAway(GoAway(lastCallID: 0, code: .unavailable, message: "server is shutting down"))))
             closeAfterFlush(context)
         case .none:
             break
