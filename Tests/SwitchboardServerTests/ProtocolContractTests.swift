@@ -28,6 +28,58 @@ struct ProtocolContractTests {
         try await server.runTask.value
     }
 
+    // MARK: Unary calls
+
+    /// A unary request that arrives without half-close is answered at once; the
+    /// half-close is not waited for.
+    @Test func aUnaryRequestWithoutHalfCloseIsAnsweredAtOnce() async throws {
+        try await withTestServer { server in
+            let client = try await server.connectAndHandshake()
+            try await client.createSession("s")
+            let id = client.newCallID()
+            try await client.send(Frame(callID: id, kind: .start(CallStart(
+                method: MethodName.getSession,
+                timeoutMs: 300,
+                payload: .getSessionRequest(GetSessionRequest(sessionID: "s")),
+                halfClose: false
+            ))))
+            let end = try await client.expectEnd(of: id)
+            #expect(end.code == .ok)
+            guard case .session(let session)? = end.payload else {
+                Issue.record("expected a session, got \(end)")
+                return
+            }
+            #expect(session.id == "s")
+            // The request in a later message, still without half-close: the same.
+            let later = client.newCallID()
+            try await client.send(Frame(callID: later, kind: .start(CallStart(method: MethodName.getSession))))
+            try await client.send(Frame(callID: later, kind: .message(CallMessage(
+                payload: .getSessionRequest(GetSessionRequest(sessionID: "s"))
+            ))))
+            #expect(try await client.expectEnd(of: later).code == .ok)
+            // A late half-close is a frame of an ended call: ignored.
+            try await client.send(Frame(callID: id, kind: .halfClose))
+            _ = try await client.serverStatus()
+        }
+    }
+
+    /// `timeout_ms` holds for a call still waiting for its request: unary,
+    /// prompt and attach alike end DEADLINE_EXCEEDED, and the connection goes on.
+    @Test(arguments: [MethodName.getSession, MethodName.prompt, MethodName.attach])
+    func aCallWaitingForItsRequestEndsAtItsDeadline(_ method: String) async throws {
+        try await withTestServer { server in
+            let client = try await server.connectAndHandshake()
+            let id = client.newCallID()
+            try await client.send(Frame(callID: id, kind: .start(CallStart(method: method, timeoutMs: 200))))
+            let end = try await client.expectEnd(of: id)
+            #expect(end.code == .deadlineExceeded)
+            #expect(end.message.hasPrefix("deadline of 200 ms exceeded"))
+            // The request arriving afterwards belongs to an ended call: ignored.
+            try await client.send(Frame(callID: id, kind: .halfClose))
+            _ = try await client.serverStatus()
+        }
+    }
+
     // MARK: Helpers
 
     /// A client past the handshake that announced the smallest frame size.
