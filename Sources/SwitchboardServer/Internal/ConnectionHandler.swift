@@ -29,6 +29,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var calls = CallTable()
     private var context: ChannelHandlerContext?
     private var handshakeTimer: Scheduled<Void>?
+    /// The drain refused this connection before its channel was active: the
+    /// GoAway is written as soon as it is (see ``beginGoingAway()``).
+    private var refuseWhenActive = false
     /// The `timeout_ms` of calls the connection itself answers or holds: unary
     /// calls (waiting for their request, or answered from a task) and prompts or
     /// attaches still waiting for their request. A running prompt or attach
@@ -83,6 +86,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         logger.debug("connection accepted")
         context.fireChannelActive()
+        if refuseWhenActive {
+            refuseWhenActive = false
+            refuseForDrain(context)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -656,15 +663,26 @@ final class ConnectionHandler: ChannelInboundHandler {
                 flushIfNeeded()
             }
         case .close:
-            // Before the Welcome a GoAway refuses the connection, and its code is
-            // what the client reports as the connect error: UNAVAILABLE, as for a
-            // connection accepted during the drain, never OK.
             handshakeTimer?.cancel()
-            write(Frame(kind: .goAway(GoAway(lastCallID: 0, code: .unavailable, message: "server is shutting down"))))
-            closeAfterFlush(context)
+            // Admitted but not registered yet (the drain began between accept
+            // and registration): nothing can be written before the channel is
+            // active, so the refusal waits for it.
+            guard context.channel.isActive else {
+                refuseWhenActive = true
+                return
+            }
+            refuseForDrain(context)
         case .none:
             break
         }
+    }
+
+    /// Before the Welcome a GoAway refuses the connection, and its code is what
+    /// the client reports as the connect error: UNAVAILABLE, as for a connection
+    /// accepted during the drain, never OK.
+    private func refuseForDrain(_ context: ChannelHandlerContext) {
+        write(Frame(kind: .goAway(GoAway(lastCallID: 0, code: .unavailable, message: "server is shutting down"))))
+        closeAfterFlush(context)
     }
 
     /// The grace period is over: every open call ends now with UNAVAILABLE.
