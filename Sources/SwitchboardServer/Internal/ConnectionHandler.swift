@@ -32,6 +32,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// The drain refused this connection before its channel was active: the
     /// GoAway is written as soon as it is (see ``beginGoingAway()``).
     private var refuseWhenActive = false
+    /// Counted in ``ServerContext/activeConnectionCount`` (until inactive).
+    private var countedActive = false
     /// The `timeout_ms` of calls the connection itself answers or holds: unary
     /// calls (waiting for their request, or answered from a task) and prompts or
     /// attaches still waiting for their request. A running prompt or attach
@@ -85,6 +87,8 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         logger.debug("connection accepted")
+        countedActive = true
+        server.activeConnectionCount.wrappingAdd(1, ordering: .relaxed)
         context.fireChannelActive()
         if refuseWhenActive {
             refuseWhenActive = false
@@ -93,6 +97,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if countedActive {
+            countedActive = false
+            server.activeConnectionCount.wrappingSubtract(1, ordering: .relaxed)
+        }
         handshakeTimer?.cancel()
         idleTimer?.cancel()
         cancelCallDeadlines()
