@@ -128,8 +128,10 @@ public final class SessionRegistry: Sendable {
     }
 
     /// Sessions sorted by id, filtered by labels (all must match), paged: the page
-    /// token is the last id of the previous page. A caller that is not an
-    /// administrator sees only its own sessions.
+    /// token is the last id of the previous page. A token that cannot be a session
+    /// id was never issued and is INVALID_ARGUMENT, as for `ListTurns`; one that can
+    /// is a cursor (the session it names may have been closed since). A caller
+    /// that is not an administrator sees only its own sessions.
     ///
     /// A page holds at most `pageSize` sessions and at most `maxBytes` of them as
     /// ``SessionListBudget`` counts (the server passes the client's frame size
@@ -143,6 +145,9 @@ public final class SessionRegistry: Sendable {
     ) throws(SwitchboardError) -> ListSessionsResponse {
         let pageSize = request.pageSize == 0 ? 100 : Int(min(request.pageSize, 1000))
         let token = request.pageToken
+        guard token.isEmpty || IDGenerator.isValidClientSessionID(token) else {
+            throw SwitchboardError(code: .invalidArgument, message: "invalid page token \"\(token.prefix(40))\"")
+        }
         let selector = request.labelSelector
         let all = entries.withLockAnnotated { Array($0.values) }
         var matching = all.filter { session in

@@ -223,6 +223,12 @@ public final class SwitchboardServer: Service, Sendable {
         context.connectionCount.load(ordering: .relaxed)
     }
 
+    /// Admitted connections whose channel is active (it can be written to): an
+    /// admitted connection is not yet, for a moment after its accept.
+    package var activeConnectionCount: Int {
+        context.activeConnectionCount.load(ordering: .relaxed)
+    }
+
     // MARK: Internals
 
     private func waitForDrainToBegin() async {

@@ -258,16 +258,14 @@ struct AccessTests {
             configure: { $0.maxConcurrentCallsPerConnection = 1 }
         ) { server in
             let client = try await server.connectAndHandshake()
-            // Refused on the event loop: one call is open, the limit is one.
+            // Refused on the event loop: one call is open (its request not sent
+            // yet), the limit is one.
             let open = client.newCallID()
-            try await client.send(Frame(callID: open, kind: .start(CallStart(
-                method: MethodName.healthCheck,
-                payload: .healthCheckRequest(HealthCheckRequest())
-            ))))
+            try await client.send(Frame(callID: open, kind: .start(CallStart(method: MethodName.healthCheck))))
             let tooMany = client.newCallID()
             let refused = try await client.unary(MethodName.healthCheck, .healthCheckRequest(HealthCheckRequest()), callID: tooMany)
             #expect(refused.code == .resourceExhausted)
-            try await client.send(Frame(callID: open, kind: .halfClose))
+            try await client.send(Frame(callID: open, kind: .message(CallMessage(payload: .healthCheckRequest(HealthCheckRequest())))))
             #expect(try await client.expectEnd(of: open).code == .ok)
             // Refused from a task (create waits for the store): the session limit.
             try await client.createSession("only")

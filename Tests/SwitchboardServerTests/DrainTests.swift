@@ -68,12 +68,10 @@ struct DrainTests {
         try await client.createSession("d")  // call 1
         let prompt = makePrompt(words: 100)
         let promptID = try await client.startPrompt(session: "d", prompt: prompt)  // call 2
-        // A health call left open (not half-closed) across the drain.
+        // A health call left open across the drain: started, its request not
+        // sent yet (a unary call is answered as soon as its request arrives).
         let healthID = client.newCallID()  // call 3
-        try await client.send(Frame(callID: healthID, kind: .start(CallStart(
-            method: MethodName.healthCheck,
-            payload: .healthCheckRequest(HealthCheckRequest())
-        ))))
+        try await client.send(Frame(callID: healthID, kind: .start(CallStart(method: MethodName.healthCheck))))
         let idle = try await server.connectAndHandshake()
 
         var events: [PromptEvent] = []
@@ -93,7 +91,7 @@ struct DrainTests {
         let refused = try await client.unary(MethodName.getServerStatus, .serverStatusRequest(ServerStatusRequest()))
         #expect(refused.code == .unavailable)
         // ...the open health call completes and says NOT_SERVING...
-        try await client.send(Frame(callID: healthID, kind: .halfClose))
+        try await client.send(Frame(callID: healthID, kind: .message(CallMessage(payload: .healthCheckRequest(HealthCheckRequest())))))
         let health = try await client.expectEnd(of: healthID)
         #expect(health.payload == .healthCheckResponse(HealthCheckResponse(status: .notServing, reason: "draining")))
         // ...and the prompt runs to its end with its full output.

@@ -4,8 +4,9 @@ import SwitchboardProtocol
 /// strictly increasing). Event-loop confined, owned by the connection handler.
 struct CallTable {
     enum Call {
-        /// A unary call that has not half-closed yet (its request may still come).
-        case unary(UnaryMethod, request: Payload?)
+        /// A unary call whose request has not arrived yet: it is answered as soon
+        /// as the request comes (a half-close is not waited for).
+        case unary(UnaryMethod)
         /// A prompt call whose request message has not arrived yet.
         case awaitingPrompt(deadline: ContinuousClock.Instant?)
         /// A prompt whose turn is running (or queued) on its own task.

@@ -29,6 +29,16 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var calls = CallTable()
     private var context: ChannelHandlerContext?
     private var handshakeTimer: Scheduled<Void>?
+    /// The drain refused this connection before its channel was active: the
+    /// GoAway is written as soon as it is (see ``beginGoingAway()``).
+    private var refuseWhenActive = false
+    /// Counted in ``ServerContext/activeConnectionCount`` (until inactive).
+    private var countedActive = false
+    /// The `timeout_ms` of calls the connection itself answers or holds: unary
+    /// calls (waiting for their request, or answered from a task) and prompts or
+    /// attaches still waiting for their request. A running prompt or attach
+    /// enforces its own deadline.
+    private var callDeadlines: [UInt64: Scheduled<Void>] = [:]
     /// Checks for an idle connection (``ServerConfiguration/idleConnectionTimeout``).
     private var idleTimer: Scheduled<Void>?
     /// When the last frame arrived, the handshake finished or the last open call
@@ -71,17 +81,29 @@ final class ConnectionHandler: ChannelInboundHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         handshakeTimer?.cancel()
         idleTimer?.cancel()
+        cancelCallDeadlines()
         self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
         logger.debug("connection accepted")
+        countedActive = true
+        server.activeConnectionCount.wrappingAdd(1, ordering: .relaxed)
         context.fireChannelActive()
+        if refuseWhenActive {
+            refuseWhenActive = false
+            refuseForDrain(context)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if countedActive {
+            countedActive = false
+            server.activeConnectionCount.wrappingSubtract(1, ordering: .relaxed)
+        }
         handshakeTimer?.cancel()
         idleTimer?.cancel()
+        cancelCallDeadlines()
         _ = connection.close()
         outbound = nil
         let open = calls.removeAll()
@@ -288,12 +310,14 @@ final class ConnectionHandler: ChannelInboundHandler {
             endCall(id, CallEnd(code: .unimplemented, message: "unknown method \(start.method)"))
             return
         }
+        defer { armCallDeadline(id, timeoutMs: start.timeoutMs) }
         switch method {
         case .unary(let method):
-            if start.halfClose {
+            // Answered as soon as the request has arrived, half-closed or not.
+            if start.payload != nil || start.halfClose {
                 respondUnary(id, method, request: start.payload)
             } else {
-                calls[id] = .unary(method, request: start.payload)
+                calls[id] = .unary(method)
             }
         case .prompt:
             let deadline = Self.deadline(timeoutMs: start.timeoutMs)
@@ -338,22 +362,16 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func handleMessage(_ id: UInt64, _ call: CallTable.Call, payload: Payload?, halfClose: Bool) {
         switch call {
-        case .unary(let method, var request):
-            if let payload {
-                guard request == nil else {
-                    endCall(id, CallEnd(code: .invalidArgument, message: "\(method.path) takes exactly one request message"))
-                    return
-                }
-                request = payload
-            }
-            if halfClose {
-                respondUnary(id, method, request: request)
-            } else {
-                calls[id] = .unary(method, request: request)
+        case .unary(let method):
+            // The request (or a half-close without one, refused as a missing
+            // request) completes the call.
+            if payload != nil || halfClose {
+                respondUnary(id, method, request: payload)
             }
         case .awaitingPrompt(let deadline):
             if let payload {
                 calls.remove(id)
+                disarmCallDeadline(id)
                 startPrompt(id, payload, deadline: deadline)
             } else if halfClose {
                 endCall(id, payloadMismatch(method: MethodName.prompt, expected: "prompt_request", got: nil))
@@ -372,6 +390,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .awaitingAttach(let deadline):
             if let payload {
                 calls.remove(id)
+                disarmCallDeadline(id)
                 startAttach(id, payload, deadline: deadline)
             } else if halfClose {
                 endCall(id, payloadMismatch(method: MethodName.attach, expected: "attach_request", got: nil))
@@ -380,12 +399,11 @@ final class ConnectionHandler: ChannelInboundHandler {
             if payload != nil {
                 attach.cancel(code: .invalidArgument, message: "\(MethodName.attach) takes exactly one request message")
             }
-        case .asyncUnary(let method):
-            // The request is complete and being answered; more is a client error,
-            // reported as the call's status unless the answer is already out.
-            if payload != nil {
-                endCall(id, CallEnd(code: .invalidArgument, message: "\(method.path) takes exactly one request message"))
-            }
+        case .asyncUnary:
+            // The call has its request and is being answered: whatever follows is
+            // ignored, as it is once the answer is out (a synchronous method's
+            // call has ended by the time the next frame is read).
+            break
         }
     }
 
@@ -533,8 +551,55 @@ final class ConnectionHandler: ChannelInboundHandler {
             break
         }
         calls.remove(id)
+        disarmCallDeadline(id)
         writeCallEnd(id, end)
         callRemoved()
+    }
+
+    // MARK: Deadlines of calls the connection answers
+
+    /// Arms `timeout_ms` for a call this handler answers or holds (see
+    /// ``callDeadlines``): when it passes first, the call ends DEADLINE_EXCEEDED.
+    /// A unary method's effect (a created or closed session) may still happen,
+    /// as after a cancel.
+    private func armCallDeadline(_ id: UInt64, timeoutMs: UInt64) {
+        guard timeoutMs > 0, let context, let call = calls[id] else { return }
+        switch call {
+        case .unary, .asyncUnary, .awaitingPrompt, .awaitingAttach:
+            break
+        case .prompt, .attach, .worker:
+            return
+        }
+        let capped = min(timeoutMs, Self.maximumTimeoutMs)
+        callDeadlines[id] = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(capped))) { [self] in
+            callDeadlinePassed(id, timeoutMs: timeoutMs)
+        }
+    }
+
+    private func disarmCallDeadline(_ id: UInt64) {
+        callDeadlines.removeValue(forKey: id)?.cancel()
+    }
+
+    private func cancelCallDeadlines() {
+        for timer in callDeadlines.values { timer.cancel() }
+        callDeadlines.removeAll()
+    }
+
+    private func callDeadlinePassed(_ id: UInt64, timeoutMs: UInt64) {
+        callDeadlines[id] = nil
+        guard connection.isOpen, let call = calls[id] else { return }
+        switch call {
+        case .unary, .asyncUnary:
+            endCall(id, CallEnd(code: .deadlineExceeded, message: "deadline of \(timeoutMs) ms exceeded"))
+        case .awaitingPrompt, .awaitingAttach:
+            endCall(id, CallEnd(
+                code: .deadlineExceeded,
+                message: "deadline of \(timeoutMs) ms exceeded before the request arrived"
+            ))
+        case .prompt, .attach, .worker:
+            return
+        }
+        flushIfNeeded()
     }
 
     /// A response too big for the client (say, status with 100k sessions) is
@@ -607,11 +672,25 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         case .close:
             handshakeTimer?.cancel()
-            write(Frame(kind: .goAway(GoAway(lastCallID: 0, code: .ok, message: "server is shutting down"))))
-            closeAfterFlush(context)
+            // Admitted but not registered yet (the drain began between accept
+            // and registration): nothing can be written before the channel is
+            // active, so the refusal waits for it.
+            guard context.channel.isActive else {
+                refuseWhenActive = true
+                return
+            }
+            refuseForDrain(context)
         case .none:
             break
         }
+    }
+
+    /// Before the Welcome a GoAway refuses the connection, and its code is what
+    /// the client reports as the connect error: UNAVAILABLE, as for a connection
+    /// accepted during the drain, never OK.
+    private func refuseForDrain(_ context: ChannelHandlerContext) {
+        write(Frame(kind: .goAway(GoAway(lastCallID: 0, code: .unavailable, message: "server is shutting down"))))
+        closeAfterFlush(context)
     }
 
     /// The grace period is over: every open call ends now with UNAVAILABLE.
@@ -732,10 +811,12 @@ final class ConnectionHandler: ChannelInboundHandler {
         context.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
     }
 
+    /// Timeouts are capped at a year so the arithmetic cannot overflow.
+    private static let maximumTimeoutMs: UInt64 = 365 * 24 * 3600 * 1000
+
     private static func deadline(timeoutMs: UInt64) -> ContinuousClock.Instant? {
         guard timeoutMs > 0 else { return nil }
-        // Capped at a year so the arithmetic cannot overflow.
-        let capped = min(timeoutMs, 365 * 24 * 3600 * 1000)
+        let capped = min(timeoutMs, maximumTimeoutMs)
         return .now + .milliseconds(Int64(capped))
     }
 }

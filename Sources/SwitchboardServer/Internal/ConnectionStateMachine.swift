@@ -81,7 +81,7 @@ struct ConnectionStateMachine {
     enum GoAwayAction: Equatable {
         /// Send GoAway(OK) and keep serving the open calls.
         case sendGoAway
-        /// Not past the handshake: just close.
+        /// Not past the handshake: refuse the connection (GoAway UNAVAILABLE) and close.
         case close
         case none
     }

@@ -20,6 +20,9 @@ final class ServerContext: Sendable {
     /// Live (admitted) connections, for status. The table below is the authority
     /// for admission; this mirror makes status reads lock-free.
     let connectionCount = Atomic<Int>(0)
+    /// Admitted connections whose channel has become active (registered with its
+    /// event loop): only those can be written to. Tests wait on it.
+    let activeConnectionCount = Atomic<Int>(0)
     /// Mirrors "the table is draining" for the health check and status.
     let draining = Atomic<Bool>(false)
     private let nextConnectionID = Atomic<UInt64>(1)
