@@ -98,6 +98,11 @@ public final class AgentConnection: Sendable {
         self.state = Mutex(State())
     }
 
+    /// A connection nobody holds can never be closed: its process is killed.
+    deinit {
+        process.kill(reason: "connection released")
+    }
+
     /// Spawns the agent (no handshake yet).
     public static func spawn(launch: AgentLaunch, permissionPolicy: AgentPermissionPolicy) throws(AgentError) -> AgentConnection {
         let box = ConnectionBox()
@@ -365,14 +370,22 @@ public final class AgentConnection: Sendable {
 
 /// Hands process events to the connection once it exists (the process starts
 /// its reader before the connection is built around it). Delivery happens under
-/// the box's lock, so events held before `attach` keep their order.
+/// the box's lock, so events held before `attach` keep their order. The
+/// connection is held weakly: the process (which holds this box) must not keep
+/// its connection alive.
 private final class ConnectionBox: Sendable {
-    private let state = Mutex<(connection: AgentConnection?, held: [AgentProcess.Event])>((nil, []))
+    private struct Target {
+        weak var connection: AgentConnection?
+        var attached = false
+        var held: [AgentProcess.Event] = []
+    }
+
+    private let state = Mutex(Target())
 
     func deliver(_ event: AgentProcess.Event) {
         state.withLock { state in
-            if let connection = state.connection {
-                connection.handle(event)
+            if state.attached {
+                state.connection?.handle(event)
             } else {
                 state.held.append(event)
             }
@@ -382,6 +395,7 @@ private final class ConnectionBox: Sendable {
     func attach(_ connection: AgentConnection) {
         state.withLock { state in
             state.connection = connection
+            state.attached = true
             for event in state.held { connection.handle(event) }
             state.held = []
         }

@@ -174,6 +174,14 @@ struct AgentConnectionTests {
         })
     }
 
+    @Test func aConnectionNobodyHoldsTakesItsProcessGroupWithIt() async throws {
+        var connection: AgentConnection? = try AgentConnection.spawn(launch: AgentLaunch(command: ["sleep", "3600"]), permissionPolicy: .deny)
+        let group = try #require(connection?.process.processGroupID)
+        #expect(await AgentFixtures.eventually(within: AgentFixtures.seconds(5)) { !AgentFixtures.liveMembers(ofGroup: group).isEmpty })
+        connection = nil
+        #expect(await AgentFixtures.eventually(within: AgentFixtures.seconds(5)) { AgentFixtures.liveMembers(ofGroup: group).isEmpty })
+    }
+
     @Test func theEnvironmentIsClearedExceptTheAllowList() throws {
         setenv("SWITCHBOARD_AGENT_HOST_TEST_SECRET", "leak", 1)
         let launch = AgentLaunch(command: ["x"], environmentAllowList: ["PATH", "HOME"], fixedEnvironment: ["HOME=/tmp/agent", "A=b"])
