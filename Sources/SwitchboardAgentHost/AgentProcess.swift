@@ -169,7 +169,8 @@ public final class AgentProcess: Sendable {
         if let error = started {
             ProcessGroup.signalGroup(processGroupID, SIGKILL)
             _ = waitpidBlocking(processGroupID)
-            for fd in [fds.stdin, fds.stdout, fds.stderr, statusFD, wake.read, wake.write] { close(fd) }
+            // The wake pipe is closed by deinit (every property is set by now).
+            for fd in [fds.stdin, fds.stdout, fds.stderr, statusFD] { close(fd) }
             throw AgentSpawnError(message: "thread: \(ProcessGroup.errorText(error))")
         }
     }
@@ -367,7 +368,11 @@ public final class AgentProcess: Sendable {
                 timeout = timeout < 0 ? remaining : min(timeout, remaining)
             }
             let ready = poll(&pollSet, nfds_t(pollSet.count), timeout)
-            if ready < 0, errno != EINTR { break }
+            if ready < 0, errno != EINTR {
+                // Cannot watch the group any more: end it rather than wait blind.
+                giveUp(.killed(reason: "poll: \(ProcessGroup.errorText(errno))"))
+                break
+            }
             var drainWake = [UInt8](repeating: 0, count: 64)
             while read(wake.read, &drainWake, drainWake.count) > 0 {}
             // Stderr first, so a crash's last words are in the ring before its end is handled.
@@ -432,8 +437,12 @@ public final class AgentProcess: Sendable {
             }
             if written < 0, errno == EINTR { continue }
             if written < 0, errno == EAGAIN { return }
-            // EPIPE: the agent closed its stdin; what was queued cannot arrive.
-            state.withLock { $0.pendingWrites = [] }
+            // EPIPE: the agent closed its stdin; what was queued cannot arrive, and
+            // nothing more is queued.
+            state.withLock { state in
+                state.pendingWrites = []
+                state.closeStdinRequested = true
+            }
             close(stdinFD)
             stdinFD = -1
             return
