@@ -183,13 +183,12 @@ struct AgentConnectionTests {
     }
 
     @Test func theEnvironmentIsClearedExceptTheAllowList() throws {
-        setenv("SWITCHBOARD_AGENT_HOST_TEST_SECRET", "leak", 1)
         let launch = AgentLaunch(command: ["x"], environmentAllowList: ["PATH", "HOME"], fixedEnvironment: ["HOME=/tmp/agent", "A=b"])
         let environment = launch.environment()
-        #expect(!environment.contains { $0.hasPrefix("SWITCHBOARD_AGENT_HOST_TEST_SECRET=") })
-        #expect(environment.contains("HOME=/tmp/agent"))
-        #expect(!environment.contains { $0.hasPrefix("HOME=") && $0 != "HOME=/tmp/agent" })
+        #expect(ProcessInfo.processInfo.environment.count > 2, "this process has more to leak")
+        #expect(environment.filter { $0 != "HOME=/tmp/agent" && $0 != "A=b" }.allSatisfy { $0.hasPrefix("PATH=") })
         #expect(environment.contains { $0.hasPrefix("PATH=") })
+        #expect(environment.filter { $0.hasPrefix("HOME=") } == ["HOME=/tmp/agent"])
         #expect(environment.last == "A=b")
     }
 
