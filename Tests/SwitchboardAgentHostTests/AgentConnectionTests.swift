@@ -5,6 +5,9 @@ import SwitchboardAgentHost
 @Suite(
     "An ACP agent process and connection, against the real Python test agents",
     .enabled(if: AgentFixtures.available, "needs .venv-acp (scripts/bootstrap.sh)"),
+    // One Python agent starting at a time (about a second of CPU each), so this
+    // suite does not starve the timing windows of the suites running beside it.
+    .serialized,
     .timeLimit(.minutes(AgentFixtures.scale * 3))
 )
 struct AgentConnectionTests {
@@ -203,22 +206,27 @@ struct AgentConnectionTests {
         let output = Pipe()
         helper.standardOutput = output
         try helper.run()
-        var line = Data()
-        while !line.contains(UInt8(ascii: "\n")) {
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { break }
-            line.append(data)
+        // Blocking reads happen on a thread of their own, not on the test's pool.
+        let reader = output.fileHandleForReading
+        let line = await AgentFixtures.offPool {
+            var line = Data()
+            while !line.contains(UInt8(ascii: "\n")) {
+                let data = reader.availableData
+                if data.isEmpty { break }
+                line.append(data)
+            }
+            return line
         }
         let words = String(decoding: line, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard words.count == 4, let group = pid_t(words[1]), let agent = pid_t(words[3]) else {
-            helper.terminate()
+            kill(helper.processIdentifier, SIGKILL)
             Issue.record("helper said: \(String(decoding: line, as: UTF8.self))")
             return
         }
         #expect(AgentFixtures.liveMembers(ofGroup: group).count >= 3, "keeper, agent and its child")
         #expect(AgentFixtures.isAlive(agent))
         kill(helper.processIdentifier, SIGKILL)
-        helper.waitUntilExit()
+        await AgentFixtures.offPool { helper.waitUntilExit() }
         #expect(await AgentFixtures.eventually(within: AgentFixtures.seconds(10)) {
             AgentFixtures.liveMembers(ofGroup: group).isEmpty
         })

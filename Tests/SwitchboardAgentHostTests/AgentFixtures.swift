@@ -70,6 +70,13 @@ enum AgentFixtures {
         return state != "Z" && state != "X"
     }
 
+    /// Runs blocking `work` on a thread of its own, off Swift's small cooperative pool.
+    static func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: work()) }
+        }
+    }
+
     /// Polls `condition` until it holds or `limit` passes (a hang guard, not a timing assert).
     static func eventually(within limit: Duration, _ condition: () -> Bool) async -> Bool {
         let start = ContinuousClock.now
