@@ -133,6 +133,24 @@ struct AgentConnectionTests {
         })
     }
 
+    @Test func anAgentThatHonoursCancelEndsThePromptCancelledAndStaysUsable() async throws {
+        let (connection, _) = try await AgentFixtures.connect("sleepy_agent.py", ["--seconds", "600"])
+        defer { connection.close(killGrace: .seconds(1)) }
+        let log = UpdateLog()
+        let prompt = Task { try await connection.prompt("600", onUpdate: log.record) }
+        #expect(await AgentFixtures.eventually(within: AgentFixtures.seconds(30)) { log.text.contains("tick") })
+        // The grace only bounds the wait: a cooperating agent answers at once.
+        let outcome = await connection.cancel(grace: AgentFixtures.seconds(30), killGrace: .seconds(1))
+        #expect(outcome == .promptEnded)
+        #expect(try await prompt.value == "cancelled")
+        #expect(log.text.hasSuffix("cancelled"))
+        #expect(connection.exit == nil)
+        let next = UpdateLog()
+        #expect(try await connection.prompt("0", onUpdate: next.record) == "end_turn")
+        #expect(next.text.hasSuffix("done"))
+        #expect(await connection.cancel(grace: .seconds(1), killGrace: .seconds(1)) == .nothingToCancel)
+    }
+
     @Test func permissionRequestsAreAnsweredByPolicy() async throws {
         for (policy, answer) in [(AgentPermissionPolicy.allow, "permission granted: allow-once"), (.deny, "permission denied: reject-once")] {
             let (connection, _) = try await AgentFixtures.connect("permission_agent.py", policy: policy)
