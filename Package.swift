@@ -45,6 +45,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The ACP agent backend's process, codec and connection (no NIO).
+        .target(
+            name: "SwitchboardAgentHost",
+            dependencies: ["SwitchboardCore", "SwitchboardProtocol"],
+            swiftSettings: strict
+        ),
+        // Runs one agent and kills its process group when the server or the agent dies.
+        .executableTarget(name: "switchboard-agent-keeper"),
         .target(
             name: "SwitchboardPersistence",
             dependencies: [
@@ -148,6 +156,18 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SwitchboardClientTests", dependencies: ["SwitchboardClient", "SwitchboardServer"], swiftSettings: strict),
+        .testTarget(
+            name: "SwitchboardAgentHostTests",
+            dependencies: ["SwitchboardAgentHost", "switchboard-agent-keeper", "switchboard-agent-host-helper"],
+            swiftSettings: strict
+        ),
+        // Owns an agent until it is SIGKILLed (the server-death test's child).
+        .executableTarget(
+            name: "switchboard-agent-host-helper",
+            dependencies: ["SwitchboardAgentHost"],
+            path: "Tests/SwitchboardAgentHostHelper",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["switchboard", "SwitchboardClient", "SwitchboardProtocol"],

@@ -3,12 +3,12 @@ import Glibc
 #endif
 
 /// How a child process ended, decoded from a `waitpid` status.
-enum ProcessTermination: Sendable, Hashable {
+package enum ProcessTermination: Sendable, Hashable {
     case exited(Int32)
     case signaled(Int32)
 
     /// `WIFEXITED`/`WIFSIGNALED` by hand: the C macros do not import.
-    init?(waitStatus status: Int32) {
+    package init?(waitStatus status: Int32) {
         let low = status & 0x7f
         if low == 0 {
             self = .exited((status >> 8) & 0xff)
@@ -24,19 +24,24 @@ enum ProcessTermination: Sendable, Hashable {
 ///
 /// The `stdin`, `stdout` and `stderr` descriptors are the parent's ends (close on
 /// exec, so a concurrent spawn never inherits them). The group id equals `pid`.
-struct SpawnedProcess: Sendable {
-    let pid: pid_t
-    let stdin: Int32
-    let stdout: Int32
-    let stderr: Int32
+package struct SpawnedProcess: Sendable {
+    package let pid: pid_t
+    package let stdin: Int32
+    package let stdout: Int32
+    package let stderr: Int32
 }
 
 /// Starting, signalling and reaping commands run as a process group.
-enum ProcessGroup {
+package enum ProcessGroup {
     /// Spawns `arguments` (looked up in `PATH` when it has no slash) with
     /// `environment`, in a new process group, with default signal dispositions and
-    /// an empty signal mask. Returns the error text on failure.
-    static func spawn(arguments: [String], environment: [String]) -> Result<SpawnedProcess, SpawnFailure> {
+    /// an empty signal mask. `inherited` descriptors become 3, 4, ... in the child
+    /// (nothing else above stdio reaches it). Returns the error text on failure.
+    package static func spawn(
+        arguments: [String],
+        environment: [String],
+        inherited: [Int32] = []
+    ) -> Result<SpawnedProcess, SpawnFailure> {
         guard let program = arguments.first, !program.isEmpty else {
             return .failure(SpawnFailure(message: "empty command"))
         }
@@ -62,10 +67,25 @@ enum ProcessGroup {
         posix_spawn_file_actions_adddup2(&fileActions, stdinPipe.read, 0)
         posix_spawn_file_actions_adddup2(&fileActions, stdoutPipe.write, 1)
         posix_spawn_file_actions_adddup2(&fileActions, stderrPipe.write, 2)
-        // Nothing but stdio reaches the command, even a descriptor some library
-        // of this process opened without close-on-exec.
+        // Inherited descriptors are first copied above every target number, so no
+        // dup2 onto 3, 4, ... clobbers a source still to be copied, and no source
+        // equals its target (dup2 onto itself would keep close-on-exec).
+        let sources = inherited.map { fcntl($0, F_DUPFD_CLOEXEC, 10 + Int32(inherited.count)) }
+        defer { for fd in sources where fd >= 0 { close(fd) } }
+        if sources.contains(where: { $0 < 0 }) {
+            for pipe in pipes {
+                close(pipe.read)
+                close(pipe.write)
+            }
+            return .failure(SpawnFailure(message: "dup: \(errorText(errno))"))
+        }
+        for (offset, fd) in sources.enumerated() {
+            posix_spawn_file_actions_adddup2(&fileActions, fd, 3 + Int32(offset))
+        }
+        // Nothing but stdio (and `inherited`) reaches the command, even a descriptor
+        // some library of this process opened without close-on-exec.
         if let addCloseFrom = addCloseFromFunction {
-            _ = addCloseFrom(&fileActions, 3)
+            _ = addCloseFrom(&fileActions, 3 + Int32(inherited.count))
         }
 
         var attributes = posix_spawnattr_t()
@@ -100,13 +120,13 @@ enum ProcessGroup {
     }
 
     /// Sends `signal` to every process of the group (ESRCH, "none left", is fine).
-    static func signalGroup(_ processGroupID: pid_t, _ signal: Int32) {
+    package static func signalGroup(_ processGroupID: pid_t, _ signal: Int32) {
         guard processGroupID > 0 else { return }
         _ = kill(-processGroupID, signal)
     }
 
     /// Reaps `pid` if it has ended; never blocks.
-    static func reapIfExited(_ pid: pid_t) -> ProcessTermination? {
+    package static func reapIfExited(_ pid: pid_t) -> ProcessTermination? {
         var status: Int32 = 0
         while true {
             let result = waitpid(pid, &status, WNOHANG)
@@ -117,7 +137,7 @@ enum ProcessGroup {
         }
     }
 
-    static func errorText(_ code: Int32) -> String {
+    package static func errorText(_ code: Int32) -> String {
         String(cString: strerror(code))
     }
 
@@ -132,7 +152,7 @@ enum ProcessGroup {
     /// command spawned concurrently by another thread never inherits the pipe.
     /// Glibc only declares `pipe2` under `_GNU_SOURCE`, which Swift's Glibc module
     /// does not set, so it is looked up at run time.
-    static func closeOnExecPipe(flags: Int32) throws(SpawnFailure) -> (read: Int32, write: Int32) {
+    package static func closeOnExecPipe(flags: Int32) throws(SpawnFailure) -> (read: Int32, write: Int32) {
         guard let pipe2 = pipe2Function else {
             throw SpawnFailure(message: "pipe2 is not available")
         }
@@ -169,6 +189,6 @@ enum ProcessGroup {
     }
 }
 
-struct SpawnFailure: Error, Sendable {
-    let message: String
+package struct SpawnFailure: Error, Sendable {
+    package let message: String
 }
