@@ -35,6 +35,7 @@ struct ServeCommand: AsyncParsableCommand {
         valueName: "file"
     ))
     var config: String?
+
     @OptionGroup(title: "Access and per-uid limits") var security: ServeSecurityOptions
     @OptionGroup(title: "Durable sessions") var state: ServeStateOptions
 
