@@ -20,7 +20,7 @@ struct ServeCommand: AsyncParsableCommand {
             instead of --socket and never removed; with $NOTIFY_SOCKET the server reports \
             READY=1, STATUS=, STOPPING=1 and watchdog pings (see docs/OPERATIONS.md).
             Every option can also be set in a --config file (JSON or YAML; keys are the \
-            option names without dashes); an option given here overrides the file.
+            option names without the leading dashes); an option given here overrides the file.
             DURATION: \(DurationArgument.syntax).
             """
     )
@@ -31,7 +31,7 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     @Option(help: ArgumentHelp(
-        "Configuration file, JSON (.json) or YAML (.yaml, .yml): any option below by its name without dashes, and agents (see docs/OPERATIONS.md). Options given here override it.",
+        "Configuration file, JSON (.json) or YAML (.yaml, .yml): any option below by its name without the leading dashes, and agents (see docs/OPERATIONS.md). Options given here override it.",
         valueName: "file"
     ))
     var config: String?

@@ -7,7 +7,7 @@ import Yams
 /// The `serve --config FILE` file (JSON for `.json`, YAML for `.yaml`/`.yml`),
 /// read once at start with swift-configuration's file snapshots.
 ///
-/// Keys are the `serve` flag names without their dashes (`state-dir`,
+/// Keys are the `serve` flag names without their leading dashes (`state-dir`,
 /// `max-connections`), plus `max-live-agents` and the `agents` section. Every
 /// value is checked here, so a bad file is a usage error naming the file and the
 /// key before anything touches the disk or the socket. swift-configuration reads
