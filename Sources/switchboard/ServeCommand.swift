@@ -19,6 +19,8 @@ struct ServeCommand: AsyncParsableCommand {
             Under systemd socket activation (LISTEN_PID/LISTEN_FDS) the passed socket is used \
             instead of --socket and never removed; with $NOTIFY_SOCKET the server reports \
             READY=1, STATUS=, STOPPING=1 and watchdog pings (see docs/OPERATIONS.md).
+            Every option can also be set in a --config file (JSON or YAML; keys are the \
+            option names without the leading dashes); an option given here overrides the file.
             DURATION: \(DurationArgument.syntax).
             """
     )
@@ -27,6 +29,13 @@ struct ServeCommand: AsyncParsableCommand {
     private static let serverDefaults = ServerConfiguration(socketPath: "")
 
     @OptionGroup var global: GlobalOptions
+
+    @Option(help: ArgumentHelp(
+        "Configuration file, JSON (.json) or YAML (.yaml, .yml): any option below by its name without the leading dashes, and agents (see docs/OPERATIONS.md). Options given here override it.",
+        valueName: "file"
+    ))
+    var config: String?
+
     @OptionGroup(title: "Access and per-uid limits") var security: ServeSecurityOptions
     @OptionGroup(title: "Durable sessions") var state: ServeStateOptions
 
@@ -39,8 +48,9 @@ struct ServeCommand: AsyncParsableCommand {
     )
     var socketMode: UInt32?
 
-    @Option(help: ArgumentHelp("Backend of sessions that do not choose one: echo, exec or worker:QUEUE.", valueName: "name"))
-    var backend: String = coreDefaults.defaultBackend
+    @Option(help: ArgumentHelp("Backend of sessions that do not choose one: echo, exec or worker:QUEUE (default: \(coreDefaults.defaultBackend)).",
+                               valueName: "name"))
+    var backend: String?
 
     @Option(help: ArgumentHelp("Delay between the echo backend's tokens (default: 0).", valueName: "duration"),
             transform: DurationArgument.parse)
@@ -119,13 +129,17 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("With socket activation (LISTEN_FDS) and LISTEN_FDNAMES, the socket to adopt (default: switchboard).",
                                valueName: "name"))
-    var listenFDName: String = "switchboard"
+    var listenFDName: String?
 
     @Option(help: ArgumentHelp("trace, debug, info, notice, warning, error or critical (default: info).", valueName: "level"),
             transform: ServeCommand.parseLogLevel)
     var logLevel: Logger.Level?
 
-    func validate() throws {
+    mutating func validate() throws {
+        // The file first: what it sets is checked there (naming the file and the
+        // key) and fills the options the command line left unset, so the checks
+        // below see the merged values.
+        if let config { _ = try applyConfigFile(config) }
         if let socketMode, socketMode > 0o777 { throw ValidationError("--socket-mode must be at most 0777") }
         let positiveCounts: [(String, Int?)] = [
             ("--max-connections", maxConnections),
@@ -154,22 +168,14 @@ struct ServeCommand: AsyncParsableCommand {
         if let execCommand, execCommand.trimmingCharacters(in: .whitespaces).isEmpty {
             throw ValidationError("--exec-command must not be empty")
         }
-        switch backend {
-        case "echo":
-            break
-        case "exec":
-            if execCommand == nil { throw ValidationError("--backend exec needs --exec-command") }
-        default:
-            guard backend.hasPrefix("worker:") else {
-                throw ValidationError("unknown backend \"\(backend)\": expected echo, exec or worker:QUEUE")
-            }
-            do {
-                try WorkerPools.validateQueueName(String(backend.dropFirst("worker:".count)))
-            } catch {
-                throw ValidationError("--backend \(backend): \(error.message)")
-            }
+        let backend = self.backend ?? Self.coreDefaults.defaultBackend
+        do {
+            try Self.checkBackendName(backend)
+        } catch {
+            throw ValidationError(backend.hasPrefix("worker:") ? "--backend \(backend): \(error.message)" : error.message)
         }
-        if listenFDName.isEmpty { throw ValidationError("--listen-fd-name must not be empty") }
+        if backend == "exec", execCommand == nil { throw ValidationError("--backend exec needs --exec-command") }
+        if listenFDName?.isEmpty == true { throw ValidationError("--listen-fd-name must not be empty") }
     }
 
     func run() async throws {
@@ -181,9 +187,15 @@ struct ServeCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "switchboard")
         logger.logLevel = level
+        // validate() merged the file into the options; its agents section is read
+        // again here (a value a command cannot keep between validate and run).
+        if let config {
+            var file = self
+            Self.logAgentsNotYetServed(try file.applyConfigFile(config), logger: logger)
+        }
 
         var core = CoreConfiguration()
-        core.defaultBackend = backend
+        if let backend { core.defaultBackend = backend }
         if let idleTimeout { core.idleTimeout = idleTimeout }
         if let turnDeadline { core.turnDeadline = turnDeadline }
         if let stallTimeout { core.stallTimeout = stallTimeout }
@@ -209,7 +221,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let maxBufferedOutput { server.maxBufferedOutputBytesPerCall = maxBufferedOutput }
         try security.apply(to: &server)
         // LISTEN_FDS/NOTIFY_SOCKET/WATCHDOG_USEC (read once, then cleared).
-        server.systemd = try SystemdSettings.fromEnvironment(listenFDName: listenFDName)
+        server.systemd = try SystemdSettings.fromEnvironment(listenFDName: listenFDName ?? "switchboard")
         server.exitIdleAfter = exitIdleAfter
         if let workerHeartbeatInterval { server.workerHeartbeatInterval = workerHeartbeatInterval }
         if let workerHeartbeatTimeout { server.workerHeartbeatTimeout = workerHeartbeatTimeout }
@@ -264,6 +276,19 @@ struct ServeCommand: AsyncParsableCommand {
             try? await store.close()
             if service.stoppedBeforeListening { ServeStateOptions.removeCreated(missingDirectories, logger: logger) }
             throw CLIFailure("cannot serve on \(socketPath): \(error)")
+        }
+    }
+
+    /// `echo`, `exec` or `worker:QUEUE` with a valid queue name.
+    static func checkBackendName(_ backend: String) throws(ValidationError) {
+        if backend == "echo" || backend == "exec" { return }
+        guard backend.hasPrefix("worker:") else {
+            throw ValidationError("unknown backend \"\(backend)\": expected echo, exec or worker:QUEUE")
+        }
+        do {
+            try WorkerPools.validateQueueName(String(backend.dropFirst("worker:".count)))
+        } catch {
+            throw ValidationError(error.message)
         }
     }
 
