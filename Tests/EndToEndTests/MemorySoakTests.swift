@@ -7,8 +7,8 @@ extension EndToEnd {
     /// A server must not grow per prompt (issue #12): a session keeps its last 100
     /// turns, so once they are kept, more prompts must cost no memory at all.
     ///
-    /// Shape, not time: the server's RSS after 20,000 one-word prompts on one
-    /// session may be at most `growthBoundKiB` above its RSS after 5,000. The first
+    /// Shape, not time: the server's RSS after 20,000 one-word prompts (on four
+    /// sessions at once) may be at most `growthBoundKiB` above its RSS after 5,000. The first
     /// 5,000 are the warm-up: the kept turns fill up, and the allocator's per-thread
     /// arenas and the runtime's caches reach their working size. The unfixed server
     /// kept ~1.7 KB per prompt (a cancelled `Task.sleep` per turn's watchdog), about
@@ -32,24 +32,44 @@ extension EndToEnd {
             try await expectFlatResidentSet([])
         }
 
+        /// Sessions prompted at once: turns of different sessions run in parallel
+        /// and share the store's commits, so the 20,000 prompts fit the suite's
+        /// hang guard on a loaded machine (one session's turns wait for a commit
+        /// each). The leak was per prompt, whatever the session.
+        static let sessions = 4
+
         private func expectFlatResidentSet(_ arguments: [String]) async throws {
             try await withServer(arguments) { server in
                 try await withSwitchboardClient(socketPath: server.socketPath) { client in
-                    let session = try await client.createSession(CreateSessionRequest(sessionID: "soak"))
+                    var ids: [String] = []
+                    for index in 0..<Self.sessions {
+                        ids.append(try await client.createSession(CreateSessionRequest(sessionID: "soak-\(index)")).id)
+                    }
+                    let sessionIDs = ids
                     var sent = 0
+                    /// Until `count` prompts in all, shared evenly by the sessions.
                     func prompt(until count: Int) async throws {
-                        while sent < count {
-                            var outputs = 0
-                            for try await event in client.prompt(sessionID: session.id, "hello") {
-                                if case .output = event { outputs += 1 }
+                        let each = (count - sent) / Self.sessions
+                        try await withThrowingTaskGroup(of: Void.self) { group in
+                            for id in sessionIDs {
+                                group.addTask {
+                                    for index in 0..<each {
+                                        var outputs = 0
+                                        for try await event in client.prompt(sessionID: id, "hello") {
+                                            if case .output = event { outputs += 1 }
+                                        }
+                                        try #require(outputs == 1, "prompt \(index) of \(id) streamed \(outputs) output chunks")
+                                    }
+                                }
                             }
-                            try #require(outputs == 1, "prompt \(sent) streamed \(outputs) output chunks")
-                            sent += 1
+                            try await group.waitForAll()
                         }
+                        sent += each * Self.sessions
                     }
                     try await prompt(until: Self.warmupPrompts)
                     let afterWarmup = try await settledResidentKiB(server)
                     try await prompt(until: Self.totalPrompts)
+                    try #require(sent == Self.totalPrompts)
                     let afterAll = try await settledResidentKiB(server)
                     #expect(
                         afterAll - afterWarmup <= Self.growthBoundKiB,
