@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import SwitchboardCore
 
 /// How `session/request_permission` is answered while no person is asked.
 public enum AgentPermissionPolicy: String, Sendable {
@@ -243,9 +244,10 @@ public final class AgentConnection: Sendable {
         _ timeout: Duration,
         _ body: @escaping @Sendable () async throws(AgentError) -> T
     ) async throws(AgentError) -> T {
-        let timer = Task { [process] in
-            try await Task.sleep(for: timeout)
-            let fire = state.withLock { state -> Bool in
+        // A DeadlineTimer, not a cancelled Task.sleep: the runtime keeps a cancelled
+        // sleep's wake-up job until its original deadline (ARCHITECTURE, "Timers").
+        let timer = DeadlineTimer(deadline: .now + timeout) { [process] in
+            let fire = self.state.withLock { state -> Bool in
                 guard state.exit == nil else { return false }
                 state.handshakeTimedOut = timeout
                 return true
