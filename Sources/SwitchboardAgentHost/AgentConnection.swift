@@ -88,6 +88,8 @@ public final class AgentConnection: Sendable {
         var sessionID: String?
         var exit: AgentExit?
         var handshakeTimedOut: Duration?
+        /// Set when the handshake's body returned: the timer no longer fires.
+        var handshakeSettled = false
         var droppedUpdates = 0
     }
 
@@ -248,15 +250,23 @@ public final class AgentConnection: Sendable {
         // sleep's wake-up job until its original deadline (ARCHITECTURE, "Timers").
         let timer = DeadlineTimer(deadline: .now + timeout) { [process] in
             let fire = self.state.withLock { state -> Bool in
-                guard state.exit == nil else { return false }
+                guard state.exit == nil, !state.handshakeSettled else { return false }
                 state.handshakeTimedOut = timeout
                 return true
             }
             if fire { process.kill(reason: "handshake timeout") }
         }
         defer { timer.cancel() }
-        do {
-            return try await body()
+        do throws(AgentError) {
+            let value = try await body()
+            // Settled under the lock, so a timer firing at this moment either
+            // finds the handshake done or has already killed the agent.
+            let timedOut = state.withLock { state -> Duration? in
+                state.handshakeSettled = true
+                return state.handshakeTimedOut
+            }
+            if let timedOut { throw AgentError.handshakeTimeout(timedOut, stderrTail: process.stderrTail) }
+            return value
         } catch {
             if case .ended(let exit) = error, let timeout = state.withLock({ $0.handshakeTimedOut }) {
                 throw .handshakeTimeout(timeout, stderrTail: exit.stderrTail)
@@ -298,7 +308,12 @@ public final class AgentConnection: Sendable {
         while true {
             if state.withLock({ condition($0) }) { return true }
             if let limit, ContinuousClock.now - start >= limit { return false }
-            try? await Task.sleep(for: .milliseconds(5))
+            do {
+                try await Task.sleep(for: .milliseconds(5))
+            } catch {
+                // Cancelled: one last look instead of spinning on a failing sleep.
+                return state.withLock { condition($0) }
+            }
         }
     }
 

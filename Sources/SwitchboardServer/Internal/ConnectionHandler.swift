@@ -589,9 +589,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         callDeadlines[id] = nil
         guard connection.isOpen, let call = calls[id] else { return }
         switch call {
-        case .unary, .asyncUnary:
+        case .asyncUnary:
             endCall(id, CallEnd(code: .deadlineExceeded, message: "deadline of \(timeoutMs) ms exceeded"))
-        case .awaitingPrompt, .awaitingAttach:
+        case .unary, .awaitingPrompt, .awaitingAttach:
             endCall(id, CallEnd(
                 code: .deadlineExceeded,
                 message: "deadline of \(timeoutMs) ms exceeded before the request arrived"
